@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from vaelib import data
+
+
+@pytest.fixture(scope="module")
+def splits() -> data.Splits:
+    return data.load_mnist_5k()
+
+
+def test_shapes_range_and_balance(splits: data.Splits) -> None:
+    assert splits.train.images.shape == (4000, 1, 28, 28)
+    assert splits.test.images.shape == (1000, 1, 28, 28)
+    for part in (splits.train, splits.test):
+        assert part.images.dtype == torch.float32
+        assert part.images.min().item() == 0.0
+        assert part.images.max().item() == 1.0
+        assert part.labels.dtype == torch.int64
+    assert torch.bincount(splits.train.labels).tolist() == [400] * 10
+    assert torch.bincount(splits.test.labels).tolist() == [100] * 10
+
+
+def test_split_is_disjoint_and_covers_the_file(splits: data.Splits) -> None:
+    with gzip.open(data.mnist_5k_path(), "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",", dtype=np.int64)
+    raw = {row[:-1].tobytes(): int(row[-1]) for row in table}
+    seen = []
+    for part in (splits.train, splits.test):
+        as_bytes = (part.images * 255).round().to(torch.int64).flatten(1).numpy()
+        for row, label in zip(as_bytes, part.labels.tolist()):
+            assert raw[row.tobytes()] == label
+            seen.append(row.tobytes())
+    assert len(seen) == 5000
+    # duplicates in the source file would make the split overlap; check both sides agree
+    assert len(set(seen)) == len(raw)
+
+
+def test_split_is_fixed() -> None:
+    a, b = data.load_mnist_5k(), data.load_mnist_5k()
+    assert torch.equal(a.train.images, b.train.images)
+    assert torch.equal(a.test.labels, b.test.labels)
+    # the pixels are an exact k/255 grid
+    k = a.train.images * 255
+    assert torch.equal(k, k.round())
+
+
+def test_load_by_name_and_unknown_name() -> None:
+    assert data.load("mnist-5k").train.image_shape == (1, 28, 28)
+    with pytest.raises(ValueError, match="unknown dataset 'mnist-6k'.*mnist-5k"):
+        data.load("mnist-6k")
+
+
+def test_imageset_rejects_wrong_layout() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        data.ImageSet(torch.zeros(3, 28, 28), torch.zeros(3, dtype=torch.int64), "bad")
+    with pytest.raises(ValueError, match="float32"):
+        data.ImageSet(torch.zeros(3, 1, 2, 2, dtype=torch.float64), torch.zeros(3, dtype=torch.int64), "bad")
+    with pytest.raises(ValueError, match="labels"):
+        data.ImageSet(torch.zeros(3, 1, 2, 2), torch.zeros(2, dtype=torch.int64), "bad")

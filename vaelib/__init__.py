@@ -1,0 +1,12 @@
+"""vaelib: reconstruction likelihoods, ELBO estimators and training for variational autoencoders.
+
+Every function cites the equation of the book that derives it, as ``Eq. (eq-...)``.
+"""
+
+from __future__ import annotations
+
+from vaelib.device import default_device, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = ["default_device", "seed_everything", "__version__"]

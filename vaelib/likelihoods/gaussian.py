@@ -1,0 +1,118 @@
+"""The Gaussian reconstruction likelihood and the squared error it turns into (chapter 02)."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+from torch.distributions import Distribution
+from torch.distributions.utils import broadcast_all
+
+from vaelib.likelihoods.constraints import finite_positive, finite_real
+
+__all__ = ["Gaussian", "gaussian_nll", "HALF_LOG_2PI"]
+
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class Gaussian(Distribution):
+    r"""Independent Gaussian per data dimension, Eq. (eq-gauss-nll):
+
+    .. math::
+        -\log p(x \mid \mu, \sigma) = \frac{(x - \mu)^2}{2\sigma^2} + \log \sigma + \tfrac12 \log 2\pi .
+
+    With a fixed ``scale`` the negative log-likelihood is the squared error times
+    :math:`1/(2\sigma^2)` plus a constant, Eq. (eq-gauss-mse).
+
+    Args:
+        loc: the mean :math:`\mu`, any finite real.
+        scale: the standard deviation :math:`\sigma > 0`, a float or a tensor that broadcasts with ``loc``.
+        validate_args: check parameters and data (default: torch's global setting, on unless
+            switched off with ``torch.distributions.Distribution.set_default_validate_args``).
+
+    Example:
+        >>> p = Gaussian(torch.zeros(3), 0.5)
+        >>> p.log_prob(torch.tensor([0.0, 1.0, -1.0])).shape
+        torch.Size([3])
+    """
+
+    arg_constraints = {"loc": finite_real, "scale": finite_positive}
+    support = finite_real
+    has_rsample = True
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor | float, validate_args: bool | None = None) -> None:
+        self.loc, self.scale = broadcast_all(loc, scale)
+        batch_shape = torch.Size() if isinstance(loc, Real) and isinstance(scale, Real) else self.loc.size()
+        super().__init__(batch_shape, validate_args=validate_args)
+
+    def expand(self, batch_shape: torch.Size, _instance: Gaussian | None = None) -> Gaussian:
+        new = self._get_checked_instance(Gaussian, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.loc = self.loc.expand(batch_shape)
+        new.scale = self.scale.expand(batch_shape)
+        super(Gaussian, new).__init__(batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return self.loc
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        return self.scale
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self.scale.pow(2)
+
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)
+        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        return self.loc + eps * self.scale
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Log-density of ``value``, Eq. (eq-gauss-nll) with the sign flipped."""
+        if self._validate_args:
+            self._validate_sample(value)
+        z = (value - self.loc) / self.scale
+        return -0.5 * z * z - torch.log(self.scale) - HALF_LOG_2PI
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return 0.5 * torch.erfc((self.loc - value) / (self.scale * math.sqrt(2.0)))
+
+    def entropy(self) -> torch.Tensor:
+        return 0.5 + HALF_LOG_2PI + torch.log(self.scale)
+
+
+def gaussian_nll(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Negative log-likelihood of each example, summed over all but the first dimension, Eq. (eq-gauss-nll).
+
+    Args:
+        x: data of shape (N, ...).
+        loc: predicted means, broadcastable to ``x``.
+        scale: standard deviation(s), positive, broadcastable to ``x``.
+
+    Returns:
+        A tensor of shape (N,).
+    """
+    if x.ndim < 1:
+        raise ValueError(f"gaussian_nll: x must have a batch dimension, got shape {tuple(x.shape)}")
+    nll = -Gaussian(loc, scale).log_prob(x)
+    if nll.shape != x.shape:
+        raise ValueError(
+            f"gaussian_nll: loc {tuple(torch.as_tensor(loc).shape)} and scale must broadcast to x {tuple(x.shape)} "
+            f"without changing its shape, got {tuple(nll.shape)}"
+        )
+    return nll.flatten(1).sum(1) if nll.ndim > 1 else nll
