@@ -6,8 +6,11 @@ import functools
 import gzip
 import hashlib
 import http.server
+import io
 import os
+import socket
 import struct
+import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,7 +65,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     root = tmp_path / "served"
     root.mkdir()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield Server(url=f"http://127.0.0.1:{httpd.server_address[1]}", root=root)
@@ -133,8 +136,6 @@ def test_http_404_names_the_url(server: Server, cache: Path) -> None:
 
 def test_unreachable_host_is_a_download_error(server: Server, cache: Path) -> None:
     # A port that was just free: nothing listens there.
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -144,7 +145,9 @@ def test_unreachable_host_is_a_download_error(server: Server, cache: Path) -> No
     assert contents(cache) == []
 
 
-def test_keyboard_interrupt_removes_the_partial_file(server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keyboard_interrupt_removes_the_partial_file(
+    server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = server.put("blob.bin", PAYLOAD)
     seen: list[Path] = []
 
@@ -241,26 +244,23 @@ def test_mnist_download_from_mirror_then_load(server: Server, cache: Path, monke
     assert splits.train.images.shape == (4, 1, 28, 28)
     assert splits.train.labels.tolist() == [5, 0, 4, 1]
     assert splits.test.labels.tolist() == [7, 2]
-    np.testing.assert_allclose(splits.test.images[:, 0].numpy(), arrays["t10k-images-idx3-ubyte.gz"] / 255.0, rtol=0, atol=1e-7)
+    expected = arrays["t10k-images-idx3-ubyte.gz"] / 255.0
+    np.testing.assert_allclose(splits.test.images[:, 0].numpy(), expected, rtol=0, atol=1e-7)
 
     # A second call finds everything in place, even with the server gone from the URL.
     again = mnist.load_mnist(cache, download=True, mirror=f"{server.url}/elsewhere", progress=False)
     assert again.train.labels.tolist() == [5, 0, 4, 1]
 
 
-def test_mnist_download_of_corrupt_file_leaves_no_trace(server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-    for name in names:
+def test_fashion_mnist_download_of_corrupt_file_leaves_no_trace(server: Server, cache: Path) -> None:
+    for name in mnist.FASHION_MNIST_SHA256:
         server.put(f"mirror/{name}", b"not what was promised")
     with pytest.raises(ChecksumError, match="train-images-idx3-ubyte.gz"):
         mnist.load_fashion_mnist(cache, download=True, mirror=f"{server.url}/mirror/", progress=False)
     assert contents(cache) == []
 
 
-def test_cifar10_download_from_mirror(server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import io
-    import tarfile
-
+def test_cifar10_download_from_mirror(server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     records = {}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:

@@ -16,7 +16,9 @@ import torch
 from vaelib.data import cifar, mnist
 from vaelib.data.download import ChecksumError, default_cache_dir
 
-IDX_CODES = {np.dtype("u1"): 0x08, np.dtype("i1"): 0x09, np.dtype("i2"): 0x0B, np.dtype("i4"): 0x0C, np.dtype("f4"): 0x0D, np.dtype("f8"): 0x0E}
+IDX_CODES = {
+    np.dtype(name): code for name, code in [("u1", 8), ("i1", 9), ("i2", 11), ("i4", 12), ("f4", 13), ("f8", 14)]
+}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -221,6 +223,7 @@ def test_invalid_mirror_is_rejected(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- CIFAR-10
 
+BATCH_DIR = "cifar-10-batches-bin"
 BATCH_NAMES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
 
 
@@ -315,10 +318,10 @@ def test_load_cifar10_from_extracted_directory(tmp_path: Path, monkeypatch: pyte
 @pytest.mark.parametrize(
     ("mutate", "pattern"),
     [
-        (lambda m: m.pop("cifar-10-batches-bin/data_batch_4.bin"), "lacks the members cifar-10-batches-bin/data_batch_4.bin"),
-        (lambda m: m.update({"cifar-10-batches-bin/test_batch.bin": b"\x01" * 3072}), r"test_batch\.bin.*3072 bytes"),
-        (lambda m: m.update({"cifar-10-batches-bin/test_batch.bin": b"\x01" * 3073 * 10_001}), r"test_batch\.bin.*between 1 and 10000"),
-        (lambda m: m.update({"cifar-10-batches-bin/data_batch_2.bin": b"\x0a" + b"\x00" * 3072}), r"data_batch_2\.bin has label 10"),
+        (lambda m: m.pop(f"{BATCH_DIR}/data_batch_4.bin"), f"lacks the members {BATCH_DIR}/data_batch_4.bin"),
+        (lambda m: m.update({f"{BATCH_DIR}/test_batch.bin": b"\x01" * 3072}), r"test_batch\.bin.*3072 bytes"),
+        (lambda m: m.update({f"{BATCH_DIR}/test_batch.bin": b"\x01" * 3073 * 10_001}), "between 1 and 10000"),
+        (lambda m: m.update({f"{BATCH_DIR}/data_batch_2.bin": b"\x0a" + bytes(3072)}), r"_2\.bin has label 10"),
     ],
     ids=["missing-member", "partial-record", "too-many-records", "bad-label"],
 )

@@ -3,13 +3,19 @@
 1. Offline MathJax. The ``sphinx-mathjax-offline`` distribution ships MathJax
    3.2.2 under ``sphinx-mathjax-offline/static/mathjax``. Its own Sphinx
    extension is not used. This module locates the files with
-   :mod:`importlib.metadata`, adds their parent folder to ``html_extra_path``
-   (Sphinx copies it verbatim to ``<html>/mathjax/``) and sets
-   ``mathjax_path = "mathjax/tex-chtml.js"``. A relative ``mathjax_path`` is
-   rendered by Sphinx through ``pathto(..., resource=True)``, so a page in a
-   subfolder (``notebooks/01_elbo.html``) gets ``../mathjax/tex-chtml.js``.
-   Nothing is put in ``_static``: Jupyter Book would inject every ``.js`` file
-   found there into every page.
+   :mod:`importlib.metadata` and adds their parent folder to
+   ``html_extra_path``: Sphinx copies its contents verbatim to the output
+   root, so MathJax lands in ``<html>/mathjax/``. Nothing is put in a
+   ``_static`` folder: Jupyter Book would inject every ``.js`` file found in
+   the book's ``_static`` into every page.
+
+   ``mathjax_path`` is set to ``../mathjax/tex-chtml.js``. Sphinx prefixes a
+   relative script path with ``_static/`` and then renders it with
+   ``pathto(..., resource=True)``, which prepends the page's way back to the
+   output root. The result is ``_static/../mathjax/tex-chtml.js`` from a
+   top-level page and ``../_static/../mathjax/tex-chtml.js`` from
+   ``notebooks/01_elbo.html``; both resolve to ``<html>/mathjax/tex-chtml.js``.
+   MathJax then finds its fonts and extensions relative to that script.
 
 2. Author-year labels in the bibliography. In-text citations already use
    ``bibtex_reference_style = author_year``; the ``vaelib`` pybtex style makes
@@ -31,6 +37,8 @@ from sphinx.errors import ExtensionError
 
 MATHJAX_DIST = "sphinx-mathjax-offline"
 MATHJAX_ENTRY = "mathjax/tex-chtml.js"
+# Relative to the output's _static/, which Sphinx prepends (see module docstring).
+MATHJAX_PATH = "../" + MATHJAX_ENTRY
 
 
 def mathjax_static_dir() -> Path:
@@ -59,7 +67,7 @@ def _configure_mathjax(app: Sphinx, config: Config) -> None:
     if folder not in extra:
         extra.append(folder)
     config.html_extra_path = extra
-    config.mathjax_path = MATHJAX_ENTRY
+    config.mathjax_path = MATHJAX_PATH
 
 
 def _register_pybtex_style() -> None:

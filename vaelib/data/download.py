@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 __all__ = [
     "ChecksumError",
@@ -161,7 +161,7 @@ def _stream(response: BinaryIO, out: BinaryIO, url: str, expected_length: int | 
     if expected_length is not None and received != expected_length:
         raise DownloadError(
             f"download of {url} is incomplete: the server announced {expected_length} bytes "
-            f"but sent {received} before closing the connection"
+            f"but {received} arrived before the connection closed"
         )
     return hasher.hexdigest()
 

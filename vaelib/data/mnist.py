@@ -148,11 +148,17 @@ def _to_image_set(images: np.ndarray, labels: np.ndarray, name: str, files: tupl
             f"got {images.dtype} {images.shape}"
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise ValueError(f"{name}: {label_file} must hold uint8 labels of shape (N,), got {labels.dtype} {labels.shape}")
+        raise ValueError(
+            f"{name}: {label_file} must hold uint8 labels of shape (N,), got {labels.dtype} {labels.shape}"
+        )
     if labels.shape[0] != images.shape[0]:
-        raise ValueError(f"{name}: {label_file} has {labels.shape[0]} labels but {image_file} has {images.shape[0]} images")
+        raise ValueError(
+            f"{name}: {label_file} has {labels.shape[0]} labels but {image_file} has {images.shape[0]} images"
+        )
     if labels.size and int(labels.max()) >= _NUM_CLASSES:
-        raise ValueError(f"{name}: {label_file} has label {int(labels.max())}; labels must lie in 0..{_NUM_CLASSES - 1}")
+        raise ValueError(
+            f"{name}: {label_file} has label {int(labels.max())}; labels must lie in 0..{_NUM_CLASSES - 1}"
+        )
     pixels = torch.from_numpy(images).to(torch.float32).div_(255.0).unsqueeze(1)
     return ImageSet(images=pixels, labels=torch.from_numpy(labels.astype(np.int64)), name=name)
 
@@ -186,13 +192,14 @@ def _load_idx_dataset(
         )
         for filename in filenames
     }
+    set_prefix = prefix.replace("_", "-")
     splits = {}
     for split, image_name, label_name in (
         ("train", _TRAIN_IMAGES, _TRAIN_LABELS),
         ("test", _TEST_IMAGES, _TEST_LABELS),
     ):
         files = (paths[image_name], paths[label_name])
-        splits[split] = _to_image_set(read_idx(files[0]), read_idx(files[1]), f"{prefix.replace('_', '-')}-{split}", files)
+        splits[split] = _to_image_set(read_idx(files[0]), read_idx(files[1]), f"{set_prefix}-{split}", files)
     return Splits(train=splits["train"], test=splits["test"])
 
 
