@@ -156,6 +156,11 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Build:
     return Build(proc.returncode, proc.stdout + proc.stderr, out / "_build" / "html", seconds)
 
 
+def _require_built(book: Build) -> None:
+    if book.returncode != 0:
+        pytest.fail("the book did not build; see test_build_succeeds", pytrace=False)
+
+
 def _pages(book: Build) -> list[Path]:
     return sorted(p for p in book.html.rglob("*.html") if "mathjax" not in p.relative_to(book.html).parts)
 
@@ -209,13 +214,13 @@ def test_build_succeeds(book: Build) -> None:
 
 
 def test_every_toc_file_has_a_page(book: Build) -> None:
-    assert book.returncode == 0
+    _require_built(book)
     missing = [doc for doc, _ in toc_files() if not (book.html / f"{doc}.html").is_file()]
     assert not missing, f"toc entries without an HTML page: {missing}"
 
 
 def test_nothing_is_loaded_from_the_network(book: Build) -> None:
-    assert book.returncode == 0
+    _require_built(book)
     remote = []
     for page in _pages(book):
         for tag, url in loaded_urls(page):
@@ -226,7 +231,7 @@ def test_nothing_is_loaded_from_the_network(book: Build) -> None:
 
 
 def test_math_pages_load_local_mathjax(book: Build) -> None:
-    assert book.returncode == 0
+    _require_built(book)
     math_pages = [p for p in _pages(book) if has_math(p.read_text(encoding="utf8"))]
     assert math_pages, "no page contains math"
     in_subfolder = [p for p in math_pages if len(p.relative_to(book.html).parts) > 1]
@@ -244,7 +249,7 @@ def test_math_pages_load_local_mathjax(book: Build) -> None:
 
 
 def test_bibliography_renders_entries(book: Build) -> None:
-    assert book.returncode == 0
+    _require_built(book)
     html = (book.html / "book" / "references.html").read_text(encoding="utf8")
     entries = re.findall(r'<div class="citation" id="[^"]+" role="doc-biblioentry">', html)
     assert entries, "the bibliography page has no entries"
@@ -252,7 +257,7 @@ def test_bibliography_renders_entries(book: Build) -> None:
 
 
 def test_labelled_equations_are_numbered(book: Build) -> None:
-    assert book.returncode == 0
+    _require_built(book)
     checked = 0
     for doc, numbered in toc_files():
         labels = EQ_LABEL.findall(markdown_text(source_of(doc)))

@@ -20,9 +20,9 @@ _EXPM1_MINUS_X_COEFFS = tuple(1.0 / math.factorial(k) for k in range(2, 21))
 
 
 def expm1_minus_x(d: torch.Tensor) -> torch.Tensor:
-    """exp(d) - 1 - d without the cancellation of ``expm1(d) - d`` at small |d|.
+    """``exp(d) - 1 - d`` without the cancellation of ``expm1(d) - d`` at small ``|d|``.
 
-    For |d| < 1 a Horner evaluation of the Taylor series (degree 20) is used; elsewhere the direct
+    For ``|d| < 1`` a Horner evaluation of the Taylor series (degree 20) is used; elsewhere the direct
     formula, which has no cancellation there. The unused branch is fed a safe value so that its
     gradient cannot turn into NaN.
     """

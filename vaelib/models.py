@@ -68,7 +68,7 @@ class MLPVAE(nn.Module):
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoder output (the likelihood head's parameters), shape (N, *out_shape)."""
+        """Decoder output (the likelihood head's parameters), shape ``(N, *out_shape)``."""
         return self.decoder(z).view(z.shape[0], *self.out_shape)
 
     def forward(self, x: torch.Tensor) -> Encoded:

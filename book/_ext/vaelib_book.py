@@ -17,10 +17,25 @@
    ``notebooks/01_elbo.html``; both resolve to ``<html>/mathjax/tex-chtml.js``.
    MathJax then finds its fonts and extensions relative to that script.
 
-2. Author-year labels in the bibliography. In-text citations already use
-   ``bibtex_reference_style = author_year``; the ``vaelib`` pybtex style makes
-   the bibliography list show the same "Kingma & Welling 2014" labels instead
-   of alpha labels such as "[KW14]", sorted by author, year and title.
+2. No Thebe/Binder hooks. Jupyter Book always loads ``sphinx_thebe``, which
+   adds to every page a script naming a CDN copy of Thebe, ``sphinx-thebe.js``
+   and a Binder configuration block, even with ``launch_buttons.thebe: false``.
+   None of it is reachable without a launch button, and this extension removes
+   it from the pages, so that the HTML names no external service.
+
+3. Prose first lines of property docstrings. Napoleon reads the first line of
+   a property or attribute docstring as ``type: description`` when it holds a
+   colon, so the docstring ``sigmoid(l) sigmoid(-l): accurate ...`` would be turned
+   into a cross-reference to a class ``sigmoid(l) sigmoid(-l)``. vaelib takes
+   types from annotations, never from that syntax, so such docstrings get an
+   empty reST comment (``..``) as first line before Napoleon sees them; the
+   comment renders as nothing.
+
+4. Author-year labels in the bibliography. In-text citations are author-year
+   (``bibtex_reference_style = author_year``); the ``vaelib`` pybtex style
+   labels the bibliography entries in the same form, "Kingma & Welling 2014",
+   instead of alpha labels such as "[KW14]", and sorts them by author, year
+   and title.
 """
 
 from __future__ import annotations
@@ -49,7 +64,10 @@ def mathjax_static_dir() -> Path:
         candidates.append(Path(str(dist.locate_file("sphinx-mathjax-offline/static"))))
     except importlib.metadata.PackageNotFoundError:
         pass
-    spec = importlib.util.find_spec(MATHJAX_DIST)
+    try:
+        spec = importlib.util.find_spec(MATHJAX_DIST)
+    except (ImportError, ValueError):
+        spec = None
     if spec is not None and spec.origin:
         candidates.append(Path(spec.origin).parent / "static")
     for folder in candidates:
@@ -68,6 +86,38 @@ def _configure_mathjax(app: Sphinx, config: Config) -> None:
         extra.append(folder)
     config.html_extra_path = extra
     config.mathjax_path = MATHJAX_PATH
+
+
+def _strip_thebe_config(app: Sphinx, doctree: Any, docname: str) -> None:
+    from docutils import nodes
+
+    for node in list(doctree.findall(nodes.raw)):
+        text = node.astext()
+        if "text/x-thebe-config" in text or text.strip().startswith("<script>kernelName ="):
+            node.parent.remove(node)
+
+
+def _strip_thebe_scripts(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    files = context.get("script_files")
+    if not isinstance(files, list):
+        return
+
+    def is_thebe(js: Any) -> bool:
+        name = str(getattr(js, "filename", js) or "")
+        body = str((getattr(js, "attributes", None) or {}).get("body", "") or "")
+        return name.endswith("sphinx-thebe.js") or "THEBE_JS_URL" in body
+
+    # In place: Sphinx resets this list before the next page.
+    files[:] = [js for js in files if not is_thebe(js)]
+
+
+def _protect_attribute_docstring(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    if what in {"attribute", "property", "data"} and lines and ":" in lines[0]:
+        lines[0:0] = ["..", ""]
 
 
 def _register_pybtex_style() -> None:
@@ -119,4 +169,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     _register_pybtex_style()
     # Priority > 500 so that this runs after Jupyter Book has merged _config.yml.
     app.connect("config-inited", _configure_mathjax, priority=800)
+    # Before sphinx.ext.napoleon's handler (default priority 500).
+    app.connect("autodoc-process-docstring", _protect_attribute_docstring, priority=400)
+    # After sphinx_thebe's own handlers (default priority 500).
+    app.connect("doctree-resolved", _strip_thebe_config, priority=900)
+    app.connect("html-page-context", _strip_thebe_scripts, priority=900)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from vaelib.data.cifar import load_cifar10
-from vaelib.data.download import ChecksumError, default_cache_dir, fetch, verify_sha256
+from vaelib.data.download import ChecksumError, DownloadError, default_cache_dir, fetch, verify_sha256
 from vaelib.data.embedded import load_mnist_5k, mnist_5k_path
 from vaelib.data.mnist import load_fashion_mnist, load_mnist, read_idx
 from vaelib.data.types import ImageSet, Splits
@@ -29,6 +29,7 @@ __all__ = [
     "verify_sha256",
     "default_cache_dir",
     "ChecksumError",
+    "DownloadError",
 ]
 
 _LOADERS: dict[str, Callable[..., Splits]] = {

@@ -141,9 +141,9 @@ def load_cifar10(
 
     The data are taken from, in this order: the archive
     ``cifar-10-binary.tar.gz`` in ``root`` (checked against
-    :data:`CIFAR10_SHA256`); an extracted ``cifar-10-batches-bin/`` directory
+    ``CIFAR10_SHA256``); an extracted ``cifar-10-batches-bin/`` directory
     in ``root`` holding all six batch files (each checked against
-    :data:`CIFAR10_BATCH_SHA256`); a fresh download of the archive if
+    ``CIFAR10_BATCH_SHA256``); a fresh download of the archive if
     ``download`` is true.
 
     Parameters
@@ -157,7 +157,7 @@ def load_cifar10(
         :class:`FileNotFoundError`.
     mirror
         Base URL to download ``cifar-10-binary.tar.gz`` from instead of
-        :data:`CIFAR10_URL`.  The archive is verified whatever its source.
+        ``CIFAR10_URL``.  The archive is verified whatever its source.
     progress
         Show a progress bar while downloading.
 

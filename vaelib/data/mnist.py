@@ -221,9 +221,9 @@ def load_mnist(
         Download missing files (and replace files whose checksum is wrong).
         Without it a missing file raises :class:`FileNotFoundError`.
     mirror
-        Base URL to download from instead of :data:`MNIST_URL`, a mirror of
+        Base URL to download from instead of ``MNIST_URL``, a mirror of
         the original http://yann.lecun.com/exdb/mnist/ files (which is often
-        down).  Every file is checked against :data:`MNIST_SHA256` whatever
+        down).  Every file is checked against ``MNIST_SHA256`` whatever
         its source.
     progress
         Show a progress bar while downloading.
@@ -265,8 +265,8 @@ def load_fashion_mnist(
         Download missing files (and replace files whose checksum is wrong).
         Without it a missing file raises :class:`FileNotFoundError`.
     mirror
-        Base URL to download from instead of :data:`FASHION_MNIST_URL`.  Every
-        file is checked against :data:`FASHION_MNIST_SHA256` whatever its source.
+        Base URL to download from instead of ``FASHION_MNIST_URL``.  Every
+        file is checked against ``FASHION_MNIST_SHA256`` whatever its source.
     progress
         Show a progress bar while downloading.
 
