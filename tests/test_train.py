@@ -55,6 +55,14 @@ def test_training_is_repeatable_and_learns(digits: data.Splits) -> None:
         assert loss == pytest.approx(r + k)  # beta = 1
 
 
+def test_mc_kl_training_differs_but_is_repeatable(digits: data.Splits) -> None:
+    subset = digits.train.images[:256]
+    runs = [train(_model(), subset, epochs=2, batch_size=64, seed=0, device="cpu", kl="mc", progress=False) for _ in range(2)]
+    analytic = train(_model(), subset, epochs=2, batch_size=64, seed=0, device="cpu", progress=False)
+    assert runs[0].kl == runs[1].kl
+    assert runs[0].kl != analytic.kl
+
+
 def test_beta_weights_the_kl_and_test_history(digits: data.Splits) -> None:
     history = train(
         _model(), digits.train.images[:256], epochs=2, batch_size=64, beta=4.0, seed=0, device="cpu",
@@ -90,6 +98,7 @@ def test_evaluate_matches_terms(digits: data.Splits) -> None:
         ({"lr": -1.0}, r"lr must be in \(0, inf\)"),
         ({"beta": -0.5}, r"beta must be in \[0, inf\)"),
         ({"beta": float("nan")}, r"beta must be in \[0, inf\)"),
+        ({"kl": "exact"}, r"kl must be 'analytic' or 'mc'"),
     ],
 )
 def test_train_rejects_bad_arguments(kwargs: dict, match: str) -> None:  # type: ignore[type-arg]

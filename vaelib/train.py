@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from tqdm import tqdm
@@ -65,6 +66,7 @@ def train(
     device: torch.device | str | None = None,
     test: ImageSet | torch.Tensor | None = None,
     progress: bool = True,
+    kl: Literal["analytic", "mc"] = "analytic",
 ) -> History:
     """Train ``model`` in place with Adam on the objective mean(rec + beta * kl), Eq. (eq-elbo-beta).
 
@@ -82,6 +84,8 @@ def train(
         device: where to train; defaults to :func:`vaelib.default_device`.
         test: optional held-out images, evaluated after every epoch.
         progress: show a tqdm progress bar over epochs.
+        kl: the KL estimator of the training loss: the closed form, Eq. (eq-elbo-kl-std), or the
+            single-sample Monte Carlo estimate, Eq. (eq-elbo-mc). Evaluation always uses the closed form.
 
     Returns:
         The per-epoch :class:`History`.
@@ -91,6 +95,7 @@ def train(
         ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1, "an int >= 1"),
         ("lr", lr, 0 < lr < float("inf"), "in (0, inf)"),
         ("beta", beta, 0 <= beta < float("inf"), "in [0, inf)"),
+        ("kl", kl, kl in ("analytic", "mc"), "'analytic' or 'mc'"),
     )
     for name, value, ok, allowed in checks:
         if not ok:
@@ -108,22 +113,22 @@ def train(
         sums = torch.zeros(3, dtype=torch.float64, device=device)
         for start in range(0, n, batch_size):
             batch = images[order[start : start + batch_size]]
-            terms = model.terms(batch)
+            terms = model.terms(batch, kl=kl)
             loss = terms.loss(beta)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             sums += torch.stack([terms.rec.sum(), terms.kl.sum(), (terms.rec + beta * terms.kl).sum()]).detach().double()
-        rec, kl, objective = (sums / n).tolist()
+        rec, kl_mean, objective = (sums / n).tolist()
         history.epoch.append(epoch)
         history.rec.append(rec)
-        history.kl.append(kl)
+        history.kl.append(kl_mean)
         history.loss.append(objective)
-        history.elbo.append(-(rec + kl))
+        history.elbo.append(-(rec + kl_mean))
         if test is not None:
             scores = evaluate(model, test)
             history.test_elbo.append(scores["elbo"])
             history.test_rec.append(scores["rec"])
             history.test_kl.append(scores["kl"])
-        bar.set_postfix(elbo=f"{history.elbo[-1]:.2f}", rec=f"{rec:.2f}", kl=f"{kl:.2f}")
+        bar.set_postfix(elbo=f"{history.elbo[-1]:.2f}", rec=f"{rec:.2f}", kl=f"{kl_mean:.2f}")
     return history

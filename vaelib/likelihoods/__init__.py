@@ -1,36 +1,127 @@
 """Reconstruction likelihoods p(x | z): distributions, functional NLLs and a registry of heads.
 
 ``get(name, **kwargs)`` returns a :class:`LikelihoodHead` that knows how many decoder channels it
-needs and how to build its distribution from them.
+needs and how to build its distribution from them. ``names()`` lists the registered names;
+``register(name, factory)`` adds one.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from vaelib.likelihoods.constraints import finite_positive, finite_real
+from vaelib.likelihoods.bernoulli import Bernoulli, bernoulli_nll
+from vaelib.likelihoods.beta import Beta, beta_nll, log_beta
+from vaelib.likelihoods.beta import squeeze as beta_squeeze
+from vaelib.likelihoods.constraints import finite_positive, finite_real, open_unit_interval, unit_interval
+from vaelib.likelihoods.continuous_bernoulli import (
+    ContinuousBernoulli,
+    cb_log_normalizer,
+    cb_log_prob,
+    cb_mean,
+    cb_nll,
+    cb_variance,
+)
 from vaelib.likelihoods.gaussian import Gaussian, gaussian_nll
-from vaelib.likelihoods.heads import FixedSigmaGaussian, LikelihoodHead
+from vaelib.likelihoods.heads import (
+    BernoulliHead,
+    BetaHead,
+    ContinuousBernoulliHead,
+    DiscretizedLogisticHead,
+    FixedSigmaGaussian,
+    HuberHead,
+    ImageSigmaGaussian,
+    LaplaceHead,
+    LearnedSigmaGaussian,
+    LikelihoodHead,
+    OptimalSigmaGaussian,
+    PixelOptimalSigmaGaussian,
+    PixelSigmaGaussian,
+)
+from vaelib.likelihoods.huber import Huber, huber_log_normalizer, huber_nll
+from vaelib.likelihoods.laplace import Laplace, laplace_nll
+from vaelib.likelihoods.logistic import DiscretizedLogistic, discretized_logistic_nll
+from vaelib.likelihoods.optimal_sigma import (
+    pixel_optimal_sigma,
+    pixel_optimal_sigma_nll,
+    shared_optimal_sigma,
+    shared_optimal_sigma_nll,
+)
 
 __all__ = [
     "Gaussian",
     "gaussian_nll",
+    "Bernoulli",
+    "bernoulli_nll",
+    "ContinuousBernoulli",
+    "cb_log_normalizer",
+    "cb_mean",
+    "cb_variance",
+    "cb_log_prob",
+    "cb_nll",
+    "Huber",
+    "huber_nll",
+    "huber_log_normalizer",
+    "Laplace",
+    "laplace_nll",
+    "Beta",
+    "beta_nll",
+    "beta_squeeze",
+    "log_beta",
+    "DiscretizedLogistic",
+    "discretized_logistic_nll",
+    "shared_optimal_sigma",
+    "shared_optimal_sigma_nll",
+    "pixel_optimal_sigma",
+    "pixel_optimal_sigma_nll",
     "LikelihoodHead",
     "FixedSigmaGaussian",
+    "LearnedSigmaGaussian",
+    "ImageSigmaGaussian",
+    "PixelSigmaGaussian",
+    "OptimalSigmaGaussian",
+    "PixelOptimalSigmaGaussian",
+    "BernoulliHead",
+    "HuberHead",
+    "LaplaceHead",
+    "BetaHead",
+    "ContinuousBernoulliHead",
+    "DiscretizedLogisticHead",
     "finite_real",
     "finite_positive",
+    "unit_interval",
+    "open_unit_interval",
     "get",
     "names",
+    "register",
 ]
 
+# One line per likelihood: name -> head class (or any callable returning a LikelihoodHead).
 _REGISTRY: dict[str, Callable[..., LikelihoodHead]] = {
     "gaussian": FixedSigmaGaussian,
+    "gaussian-learned": LearnedSigmaGaussian,
+    "gaussian-image": ImageSigmaGaussian,
+    "gaussian-pixel": PixelSigmaGaussian,
+    "gaussian-optimal": OptimalSigmaGaussian,
+    "gaussian-optimal-pixel": PixelOptimalSigmaGaussian,
+    "bernoulli": BernoulliHead,
+    "huber": HuberHead,
+    "laplace": LaplaceHead,
+    "beta": BetaHead,
+    "logistic": DiscretizedLogisticHead,
+    "cb": ContinuousBernoulliHead,
 }
 
 
 def names() -> list[str]:
     """Names accepted by :func:`get`."""
     return sorted(_REGISTRY)
+
+
+def register(name: str, factory: Callable[..., LikelihoodHead]) -> None:
+    """Make ``get(name, **kwargs)`` return ``factory(**kwargs)``; a name can be registered once."""
+    if name in _REGISTRY:
+        raise ValueError(f"likelihood {name!r} is already registered")
+    _REGISTRY[name] = factory
 
 
 def get(name: str, **kwargs: Any) -> LikelihoodHead:

@@ -2,6 +2,8 @@
 
 ``torch.distributions.constraints.real`` lets infinities through; a likelihood fed an infinite
 pixel or parameter would return a silent NaN or infinity, so vaelib's distributions use these.
+Every constraint's ``repr`` states the allowed range, so that the ``ValueError`` torch raises on a
+failed check names the distribution, the argument and the range.
 """
 
 from __future__ import annotations
@@ -9,7 +11,14 @@ from __future__ import annotations
 import torch
 from torch.distributions import constraints
 
-__all__ = ["finite_real", "finite_positive"]
+__all__ = [
+    "finite_real",
+    "finite_positive",
+    "unit_interval",
+    "open_unit_interval",
+    "QuantizedUnitInterval",
+    "broadcast_params",
+]
 
 
 class _FiniteReal(constraints.Constraint):
@@ -32,5 +41,65 @@ class _FinitePositive(constraints.Constraint):
         return "FinitePositive(0 < value < inf)"
 
 
+class _UnitInterval(constraints.Constraint):
+    """The closed unit interval 0 <= value <= 1 (NaN fails both comparisons, so it is excluded)."""
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        return (value >= 0) & (value <= 1)
+
+    def __repr__(self) -> str:
+        return "UnitInterval(0 <= value <= 1)"
+
+
+class _OpenUnitInterval(constraints.Constraint):
+    """The open unit interval 0 < value < 1, the support of the Beta density."""
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        return (value > 0) & (value < 1)
+
+    def __repr__(self) -> str:
+        return "OpenUnitInterval(0 < value < 1)"
+
+
+class QuantizedUnitInterval(constraints.Constraint):
+    """The grid {0, 1/n, 2/n, ..., 1} with n = 2**bits - 1: quantised data scaled to [0, 1].
+
+    A value is accepted when it lies within ``tol`` bins of a grid point (the default 1e-3 bins
+    covers the rounding of k/n in float32).
+    """
+
+    def __init__(self, bits: int, tol: float = 1e-3) -> None:
+        self.bits = int(bits)
+        self.n = 2**self.bits - 1
+        self.tol = float(tol)
+        super().__init__()
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        scaled = value * self.n
+        return (value >= 0) & (value <= 1) & ((scaled - torch.round(scaled)).abs() <= self.tol)
+
+    def __repr__(self) -> str:
+        return f"QuantizedUnitInterval(value = k/{self.n} for k = 0..{self.n})"
+
+
 finite_real = _FiniteReal()
 finite_positive = _FinitePositive()
+unit_interval = _UnitInterval()
+open_unit_interval = _OpenUnitInterval()
+
+
+def broadcast_params(owner: str, **params: object) -> tuple[torch.Tensor, ...]:
+    """``torch.distributions.utils.broadcast_all`` with a ``ValueError`` naming ``owner`` and the shapes.
+
+    Plain numbers become tensors of the dtype and device of the first tensor argument
+    (or of the default dtype when there is none).
+    """
+    from torch.distributions.utils import broadcast_all
+
+    try:
+        return tuple(broadcast_all(*params.values()))
+    except (RuntimeError, ValueError) as err:
+        shapes = ", ".join(
+            f"{k} {tuple(v.shape) if isinstance(v, torch.Tensor) else '(number)'}" for k, v in params.items()
+        )
+        raise ValueError(f"{owner}: the parameters must broadcast to one shape, got {shapes}") from err

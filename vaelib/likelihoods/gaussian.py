@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import math
-from numbers import Real
-
 import torch
-from torch.distributions import Distribution
-from torch.distributions.utils import broadcast_all
 
+from vaelib.likelihoods._base import ElementwiseDistribution, check_batched, per_example_sum
 from vaelib.likelihoods.constraints import finite_positive, finite_real
 
 __all__ = ["Gaussian", "gaussian_nll", "HALF_LOG_2PI"]
@@ -16,7 +13,7 @@ __all__ = ["Gaussian", "gaussian_nll", "HALF_LOG_2PI"]
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-class Gaussian(Distribution):
+class Gaussian(ElementwiseDistribution):
     r"""Independent Gaussian per data dimension, Eq. (eq-gauss-nll):
 
     .. math::
@@ -40,20 +37,12 @@ class Gaussian(Distribution):
     arg_constraints = {"loc": finite_real, "scale": finite_positive}
     support = finite_real
     has_rsample = True
+    _param_names = ("loc", "scale")
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor | float, validate_args: bool | None = None) -> None:
-        self.loc, self.scale = broadcast_all(loc, scale)
-        batch_shape = torch.Size() if isinstance(loc, Real) and isinstance(scale, Real) else self.loc.size()
-        super().__init__(batch_shape, validate_args=validate_args)
-
-    def expand(self, batch_shape: torch.Size, _instance: Gaussian | None = None) -> Gaussian:
-        new = self._get_checked_instance(Gaussian, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.loc = self.loc.expand(batch_shape)
-        new.scale = self.scale.expand(batch_shape)
-        super(Gaussian, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        self.loc: torch.Tensor
+        self.scale: torch.Tensor
+        self._init_params(validate_args, loc=loc, scale=scale)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -107,12 +96,5 @@ def gaussian_nll(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor | float
     Returns:
         A tensor of shape (N,).
     """
-    if x.ndim < 1:
-        raise ValueError(f"gaussian_nll: x must have a batch dimension, got shape {tuple(x.shape)}")
-    nll = -Gaussian(loc, scale).log_prob(x)
-    if nll.shape != x.shape:
-        raise ValueError(
-            f"gaussian_nll: loc {tuple(torch.as_tensor(loc).shape)} and scale must broadcast to x {tuple(x.shape)} "
-            f"without changing its shape, got {tuple(nll.shape)}"
-        )
-    return nll.flatten(1).sum(1) if nll.ndim > 1 else nll
+    check_batched("gaussian_nll", x)
+    return per_example_sum("gaussian_nll", Gaussian(loc, scale).log_prob(x), x)
