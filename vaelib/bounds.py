@@ -1,6 +1,6 @@
 """Bounds on log p(x) for evaluation: the ELBO, the importance-weighted bound and bits per dimension.
 
-The model protocol is that of :class:`vaelib.models.MLPVAE`: ``encode(x) -> (mu, logvar)`` of a
+The model is a :class:`vaelib.models.MLPVAE` or anything with its interface: ``encode(x) -> (mu, logvar)`` of a
 diagonal-Gaussian posterior, ``decode(z) -> params`` and ``head.nll(params, x) -> (N,)``, with a
 standard-normal prior. Every function returns one value per example, shape (N,), in nats unless
 it says bits.
@@ -9,28 +9,15 @@ it says bits.
 from __future__ import annotations
 
 import math
-from typing import Protocol
-
 import torch
 
 from vaelib.elbo import kl_diag_gaussians, log_normal_diag
+from vaelib.models import MLPVAE
 
-__all__ = ["VAEProtocol", "elbo", "log_importance_weights", "log_mean_exp", "iwae_bound", "bits_per_dim"]
-
-
-class _Head(Protocol):
-    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
+__all__ = ["elbo", "log_importance_weights", "log_mean_exp", "iwae_bound", "bits_per_dim"]
 
 
-class VAEProtocol(Protocol):
-    head: _Head
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
-
-
-def elbo(model: VAEProtocol, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def elbo(model: MLPVAE, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Single-sample ELBO of each example with the closed-form KL, Eq. (eq-elbo-bound):
     :math:`\log p(x \mid z) - \mathrm{KL}(q(z \mid x) \,\|\, p(z))`, :math:`z \sim q(z \mid x)`."""
     mu, logvar = model.encode(x)
@@ -40,7 +27,7 @@ def elbo(model: VAEProtocol, x: torch.Tensor, generator: torch.Generator | None 
 
 
 def log_importance_weights(
-    model: VAEProtocol, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 16
+    model: MLPVAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 16
 ) -> torch.Tensor:
     r"""log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for k draws z_i ~ q(z | x), shape (k, N).
 
@@ -78,7 +65,7 @@ def log_mean_exp(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
 
 
 def iwae_bound(
-    model: VAEProtocol, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 16
+    model: MLPVAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 16
 ) -> torch.Tensor:
     r"""The importance-weighted bound of each example with k samples, Eq. (eq-iwae-bound):
 

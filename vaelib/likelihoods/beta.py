@@ -115,7 +115,7 @@ class Beta(ElementwiseDistribution):
 
     with :math:`\log(1-x)` as ``log1p(-x)`` and :math:`\log B` from :func:`log_beta`, exact also at
     concentrations of 1e6 where the lgamma difference loses its digits. Data must lie in the open
-    interval (0, 1): an exact 0 or 1 is a ``ValueError``; use :func:`squeeze` first.
+    interval (0, 1): an exact 0 or 1 is a ``ValueError``; use :func:`beta_squeeze <vaelib.likelihoods.beta_squeeze>` first.
 
     Mean :math:`\alpha/(\alpha+\beta)`, variance :math:`\alpha\beta/((\alpha+\beta)^2(\alpha+\beta+1))`.
     ``rsample`` uses torch's implicitly reparameterised gamma sampler.
@@ -196,7 +196,7 @@ class Beta(ElementwiseDistribution):
 def beta_nll(x: torch.Tensor, concentration1: torch.Tensor, concentration0: torch.Tensor) -> torch.Tensor:
     """Beta negative log-likelihood of each example, summed over all but the first dimension, Eq. (eq-beta-logpdf).
 
-    ``x`` must lie in (0, 1); apply :func:`squeeze` to [0, 1] data first.
+    ``x`` must lie in (0, 1); apply :func:`beta_squeeze <vaelib.likelihoods.beta_squeeze>` to [0, 1] data first.
     """
     check_batched("beta_nll", x)
     return per_example_sum("beta_nll", Beta(concentration1, concentration0).log_prob(x), x)

@@ -195,8 +195,8 @@ class PixelSigmaGaussian(LikelihoodHead):
 class OptimalSigmaGaussian(LikelihoodHead):
     r"""Gaussian at the analytically optimal shared sigma, :math:`\sigma^2 = \mathrm{MSE}`, Eq. (eq-sigma-shared-opt).
 
-    The decoder predicts the mean. Sigma depends on the data, so :meth:`distribution` needs ``x``
-    (:meth:`distribution_given`); :meth:`nll` is :func:`shared_optimal_sigma_nll`.
+    The decoder predicts the mean. Sigma depends on the data, so :meth:`~LikelihoodHead.distribution` needs ``x``
+    (:meth:`~OptimalSigmaGaussian.distribution_given`); :meth:`~LikelihoodHead.nll` is :func:`shared_optimal_sigma_nll`.
     """
 
     name = "gaussian-optimal"
@@ -322,7 +322,7 @@ class BetaHead(LikelihoodHead):
     :math:`c_{\max}` the smooth cap :math:`c = c_{\min} + m(1 - e^{-\mathrm{softplus}(raw)/m})`,
     :math:`m = c_{\max} - c_{\min}` (equal to softplus near zero, saturating at :math:`c_{\max}`).
 
-    ``eps``: if given, data are mapped by :func:`squeeze` and :meth:`nll` adds the Jacobian,
+    ``eps``: if given, data are mapped by :func:`~vaelib.likelihoods.beta_squeeze` and :meth:`~LikelihoodHead.nll` adds the Jacobian,
     :math:`-d\log(1 - 2\epsilon)`, so that it is the NLL of a density on the original data.
     Without it, pixels exactly 0 or 1 are a ``ValueError``.
     """

@@ -51,7 +51,7 @@ class DiscretizedLogistic(ElementwiseDistribution):
     three non-positive terms (each dropped at an edge bin), with h computed as 1/(n s) rather than
     v - u: the log-mass is exact to a few roundings in every bin, however far in a tail, with no
     midpoint approximation. The bin edges are formed with a single rounding (see
-    :func:`_offset_edge`). The masses sum to 1 over the bins.
+    ``_offset_edge``). The masses sum to 1 over the bins.
 
     Mean and variance are exact sums over the bins (cost: one pass per bin).
 

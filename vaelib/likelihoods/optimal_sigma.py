@@ -76,7 +76,7 @@ def shared_optimal_sigma_nll(
 
 
 def pixel_optimal_sigma(x: torch.Tensor, loc: torch.Tensor, sigma_min: float = 1e-3) -> torch.Tensor:
-    """The per-dimension maximum-likelihood sigma, max(|x - loc|, sigma_min), Eq. (eq-sigma-pixel-opt)."""
+    """The per-dimension maximum-likelihood sigma, ``max(|x - loc|, sigma_min)``, Eq. (eq-sigma-pixel-opt)."""
     _check("pixel_optimal_sigma", x, loc, sigma_min)
     return (x - loc).abs().clamp_min(sigma_min)
 
