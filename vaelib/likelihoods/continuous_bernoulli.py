@@ -29,12 +29,11 @@ normaliser. Here no probability is ever formed:
 from __future__ import annotations
 
 import math
-from numbers import Number
-
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
+from vaelib.likelihoods._base import ElementwiseDistribution, check_batched, exact_softplus, per_example_sum
 from vaelib.likelihoods.constraints import finite_real
 
 __all__ = [
@@ -150,10 +149,6 @@ def _variance(eta: torch.Tensor) -> torch.Tensor:
     return torch.where(inside, _odd_series_derivative(eta_in), direct)
 
 
-def _softplus(eta: torch.Tensor) -> torch.Tensor:
-    return torch.clamp_min(eta, 0.0) + torch.log1p(torch.exp(-eta.abs()))
-
-
 class _LogNormalizer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, eta: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -224,18 +219,11 @@ def cb_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 
 def cb_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood of each example, summed over all but the first dimension, shape (N,)."""
-    if x.ndim < 1:
-        raise ValueError(f"cb_nll: x must have a batch dimension, got shape {tuple(x.shape)}")
-    nll = -ContinuousBernoulli(logits=logits).log_prob(x)
-    if nll.shape != x.shape:
-        raise ValueError(
-            f"cb_nll: logits of shape {tuple(torch.as_tensor(logits).shape)} must broadcast to x {tuple(x.shape)} "
-            f"without changing its shape, got {tuple(nll.shape)}"
-        )
-    return nll.flatten(1).sum(1) if nll.ndim > 1 else nll
+    check_batched("cb_nll", x)
+    return per_example_sum("cb_nll", ContinuousBernoulli(logits=logits).log_prob(x), x)
 
 
-class ContinuousBernoulli(Distribution):
+class ContinuousBernoulli(ElementwiseDistribution):
     r"""The continuous Bernoulli on [0, 1] parametrised by its logit, Eqs. (eq-cb-density), (eq-cb-logc-logit).
 
     .. math::
@@ -255,18 +243,11 @@ class ContinuousBernoulli(Distribution):
     support = constraints.unit_interval
     has_rsample = True
 
-    def __init__(self, logits: torch.Tensor | float, validate_args: bool | None = None) -> None:
-        (self.logits,) = broadcast_all(logits)
-        batch_shape = torch.Size() if isinstance(logits, Number) else self.logits.size()
-        super().__init__(batch_shape, validate_args=validate_args)
+    _param_names = ("logits",)
 
-    def expand(self, batch_shape: torch.Size, _instance: ContinuousBernoulli | None = None) -> ContinuousBernoulli:
-        new = self._get_checked_instance(ContinuousBernoulli, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.logits = self.logits.expand(batch_shape)
-        super(ContinuousBernoulli, new).__init__(batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+    def __init__(self, logits: torch.Tensor | float, validate_args: bool | None = None) -> None:
+        self.logits: torch.Tensor
+        self._init_params(validate_args, logits=logits)
 
     @property
     def probs(self) -> torch.Tensor:
@@ -324,4 +305,4 @@ class ContinuousBernoulli(Distribution):
     def entropy(self) -> torch.Tensor:
         """H = log((e^eta - 1)/eta) - eta * mean = softplus(eta) - log C(eta) - eta * mean."""
         eta = self.logits
-        return _softplus(eta) - cb_log_normalizer(eta) - eta * cb_mean(eta)
+        return exact_softplus(eta) - cb_log_normalizer(eta) - eta * cb_mean(eta)
