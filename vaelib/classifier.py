@@ -8,13 +8,12 @@ trained once on the embedded training split and cached (atomically) in the data 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from vaelib.checkpoint import atomic_save
 from vaelib.data.download import default_cache_dir
 from vaelib.data.embedded import load_mnist_5k
 from vaelib.data.types import ImageSet
@@ -73,20 +72,6 @@ def accuracy(model: DigitClassifier, data: ImageSet, batch_size: int = 1000) -> 
     return correct / len(data)
 
 
-def _atomic_save(state: dict[str, torch.Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_classifier(cache_dir: str | Path | None = None) -> DigitClassifier:
     """The classifier trained on the embedded training split, from the cache or trained and cached now.
 
@@ -102,5 +87,5 @@ def load_classifier(cache_dir: str | Path | None = None) -> DigitClassifier:
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
     model = train_classifier(train)
-    _atomic_save(model.state_dict(), path)
+    atomic_save(model.state_dict(), path)
     return model

@@ -1,0 +1,85 @@
+"""``python -m vaelib``: one-line errors with exit status 2, and a train / resume / eval round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vaelib import checkpoint, cli
+
+_TINY = ["--limit", "128", "--hidden", "16", "--latent-dim", "2", "--batch-size", "64", "--no-progress", "--device", "cpu"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+def _vaelib(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "vaelib", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+
+
+def test_bad_arguments_give_one_line_and_status_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cases = {
+        "unknown dataset 'nope'": ["train", "--dataset", "nope", "--out", str(tmp_path / "a")],
+        "unknown likelihood 'nope'": ["train", "--likelihood", "nope", "--out", str(tmp_path / "b")],
+        "--beta must be >= 0": ["train", "--beta", "-1", "--out", str(tmp_path / "c")],
+        "is not a writable directory": ["train", "--out", str(blocker / "run")],
+    }
+    procs = {expected: _vaelib(*args) for expected, args in cases.items()}  # in parallel: each start imports torch
+    for expected, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (expected, err)
+        assert err.count("\n") == 1 and err.startswith("vaelib: error: ") and expected in err, err
+        assert "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["train"], "required: --out"),
+        (["train", "--epochs", "0", "--out", "x"], "--epochs"),
+        (["train", "--hidden", "a,b", "--out", "x"], "--hidden"),
+        (["eval", "--out", "missing-run"], "holds no finished run"),
+        (["fly"], "invalid choice"),
+    ],
+)
+def test_more_usage_errors_in_process(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err
+
+
+def test_train_resume_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert cli.main(["train", "--epochs", "1", "--out", str(out), *_TINY]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.json", "run.json", "samples.png"]
+    assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["history"]["epoch"] == [1] and metrics["steps"] == 2
+    assert checkpoint.load(out / "checkpoint.pt")["step"] == 2
+
+    assert cli.main(["train", "--epochs", "3", "--resume", "--out", str(out), *_TINY]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["history"]["epoch"] == [1, 2, 3] and metrics["steps"] == 6
+    # resuming with another model is refused in one line
+    assert cli.main(["train", "--epochs", "3", "--resume", "--out", str(out), *_TINY[:-2], "--latent-dim", "3"]) == 2
+    assert "latent_dim" in capsys.readouterr().err
+
+    assert cli.main(["eval", "--out", str(out), "--limit", "50", "--k", "4", "--no-fid", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "ELBO" in printed and "IWAE-4" in printed and "bits/dim" in printed and "FID" in printed
+    scores = json.loads((out / "eval.json").read_text())
+    assert scores["iwae_4"] >= scores["elbo"] - 5.0 and scores["bits_per_dim"] > 0 and scores["fid"] is None
+
+
+def test_bench_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "--size", "tiny", "--repeats", "1"]) == 0
+    assert "ratio" in capsys.readouterr().out

@@ -1,0 +1,137 @@
+"""The Trainer: identical to vaelib.train.train on a CPU, exact resumption, and the NaN/inf guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaelib.trainer
+from vaelib import checkpoint, data, likelihoods, seed_everything
+from vaelib.models import MLPVAE
+from vaelib.train import train
+from vaelib.trainer import NonFiniteLossError, Trainer
+
+
+@pytest.fixture(scope="module")
+def digits() -> data.Splits:
+    return data.load_mnist_5k()
+
+
+def _model(likelihood: str = "bernoulli") -> MLPVAE:
+    seed_everything(0)
+    return MLPVAE((1, 28, 28), 4, likelihoods.get(likelihood), hidden=(32,))
+
+
+def _same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.parametrize("kl", ["analytic", "mc"])
+def test_fit_equals_train_bit_for_bit(digits: data.Splits, kl: str) -> None:
+    x, t = digits.train.images[:300], digits.test.images[:100]
+    settings = dict(epochs=3, batch_size=64, lr=2e-3, beta=0.5, seed=3, test=t, progress=False, kl=kl, device="cpu")
+    reference = _model()
+    expected = train(reference, x, **settings)
+    model = _model()
+    got = Trainer(model, x, **settings).fit()
+    assert got == expected  # every float of every epoch, train and test
+    assert _same_parameters(model, reference)
+
+
+def test_bad_settings_are_rejected(digits: data.Splits) -> None:
+    for kwargs, match in [
+        ({"beta": -1.0}, "beta"), ({"epochs": 0}, "epochs"), ({"kl": "exact"}, "kl"),
+        ({"checkpoint_every": 2}, "checkpoint path"), ({"guard_every": 0}, "guard_every"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            Trainer(_model(), digits.train.images[:10], device="cpu", **kwargs)
+    with pytest.raises(ValueError, match="resume=True needs a checkpoint"):
+        Trainer(_model(), digits.train.images[:10], device="cpu", progress=False).fit(resume=True)
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_resume_continues_the_same_curve(digits: data.Splits, tmp_path: Path) -> None:
+    x = digits.train.images[:200]
+    settings = dict(epochs=3, batch_size=32, seed=1, progress=False, device="cpu", test=digits.test.images[:50])
+    full = Trainer(_model(), x, **settings)
+    expected = full.fit()
+
+    def crash_after_step_11(trainer: Trainer) -> None:
+        if trainer.step == 11:
+            raise _Crash
+
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(_Crash):
+        Trainer(_model(), x, checkpoint=path, checkpoint_every=5, on_step=crash_after_step_11, **settings).fit()
+    assert checkpoint.load(path)["step"] == 10  # mid-epoch 2 (7 steps per epoch)
+    resumed = Trainer(_model(), x, checkpoint=path, checkpoint_every=5, **settings)
+    got = resumed.fit(resume=True)
+    assert got == expected
+    assert resumed.step_loss == full.step_loss and len(resumed.step_loss) == 21
+    assert _same_parameters(resumed.model, full.model)
+    final = checkpoint.load(path)
+    assert final["step"] == 21 and final["epoch"] == 4
+    # resuming a finished run does nothing; asking for more epochs extends it
+    more = Trainer(_model(), x, checkpoint=path, **{**settings, "epochs": 4})
+    assert more.fit(resume=True).epoch == [1, 2, 3, 4] and more.step == 28
+
+
+def test_resume_refuses_a_different_run(digits: data.Splits, tmp_path: Path) -> None:
+    x = digits.train.images[:64]
+    path = tmp_path / "ckpt.pt"
+    Trainer(_model(), x, epochs=1, batch_size=32, progress=False, device="cpu", checkpoint=path).fit()
+    with pytest.raises(checkpoint.CheckpointError, match="batch_size=32"):
+        Trainer(_model(), x, epochs=2, batch_size=16, progress=False, device="cpu", checkpoint=path).fit(resume=True)
+
+
+def _poison_head_at(model: MLPVAE, bad_call: int) -> None:
+    """Make the head's NLL NaN on its ``bad_call``-th call (one call per training step)."""
+    nll = model.head.nll
+    calls = {"n": 0}
+
+    def poisoned(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        out = nll(params, x)
+        return out * float("nan") if calls["n"] == bad_call else out
+
+    model.head.nll = poisoned  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("guard_every", [1, 4])
+def test_nan_guard_names_step_and_term_and_keeps_last_good_checkpoint(digits: data.Splits, tmp_path: Path, guard_every: int) -> None:
+    model = _model()
+    _poison_head_at(model, 7)
+    path = tmp_path / "ckpt.pt"
+    trainer = Trainer(model, digits.train.images[:128], epochs=5, batch_size=32, progress=False, device="cpu",
+                      checkpoint=path, checkpoint_every=4, guard_every=guard_every)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite rec \(nan\) at step 7 \(epoch 2\).*last good checkpoint \(step 4\)") as info:
+        trainer.fit()
+    assert (info.value.step, info.value.term, info.value.epoch) == (7, "rec", 2)
+    kept = checkpoint.load(path)
+    assert kept["step"] == 4
+    assert all(torch.isfinite(v).all() for v in kept["model"].values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_nan_guard_kl_and_loss_terms(digits: data.Splits, monkeypatch: pytest.MonkeyPatch) -> None:
+    kl_fn = vaelib.trainer.kl_diag_gaussians
+    calls = {"n": 0}
+
+    def kl_blowing_up(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        out = kl_fn(mu, logvar)
+        return out + (float("inf") if calls["n"] == 3 else 0.0)
+
+    monkeypatch.setattr(vaelib.trainer, "kl_diag_gaussians", kl_blowing_up)
+    x = digits.train.images[:64]
+    with pytest.raises(NonFiniteLossError, match="non-finite kl .* at step 3 .*no checkpoint was requested"):
+        Trainer(_model(), x, epochs=2, batch_size=16, progress=False, device="cpu").fit()
+    # rec and kl finite, but beta * kl overflows float32: the objective itself is reported
+    monkeypatch.setattr(vaelib.trainer, "kl_diag_gaussians", lambda mu, logvar: kl_fn(mu, logvar) + 1e30)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss .* at step 1 "):
+        Trainer(_model(), x, epochs=1, batch_size=16, beta=1e9, progress=False, device="cpu").fit()

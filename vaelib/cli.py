@@ -1,0 +1,311 @@
+"""``python -m vaelib train | eval | bench``: train a VAE into a run directory, score it, time the trainer.
+
+A run directory (``--out``) holds ``run.json`` (the model's settings), ``checkpoint.pt`` (the full
+training state, loadable with ``torch.load(..., weights_only=True)``), ``metrics.json`` (the
+per-epoch history), ``samples.png`` (reconstructions and samples) and, after ``eval``,
+``eval.json``. Every file is written atomically. Bad arguments end with a one-line message on
+stderr and exit status 2; a run that fails (a non-finite loss, a missing data file) ends with a
+one-line message and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "UsageError"]
+
+RUN_FILE, CHECKPOINT_FILE, METRICS_FILE, FIGURE_FILE, EVAL_FILE = "run.json", "checkpoint.pt", "metrics.json", "samples.png", "eval.json"
+_MODEL_KEYS = ("dataset", "likelihood", "likelihood_args", "latent_dim", "hidden", "limit")
+
+
+class UsageError(Exception):
+    """A bad command-line argument: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print the usage and exit; we want one line
+        raise UsageError(message)
+
+
+# ---------------------------------------------------------------- arguments
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
+    return value
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths >= 1 such as 512,256, got {text!r}")
+    return sizes
+
+
+def _key_value(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER such as sigma=0.1, got {text!r}") from None
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="python -m vaelib", description="Train and evaluate VAEs with vaelib's likelihoods.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train a VAE into --out (resumable)")
+    train.add_argument("--dataset", default="mnist-5k", help="mnist-5k (embedded), mnist, fashion-mnist or cifar10")
+    train.add_argument("--likelihood", default="bernoulli", help="a name of vaelib.likelihoods.names()")
+    train.add_argument("--likelihood-arg", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
+                       help="keyword argument of the likelihood head, e.g. sigma=0.1 (repeatable)")
+    train.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (>= 0)")
+    train.add_argument("--latent-dim", type=_positive_int, default=16)
+    train.add_argument("--hidden", type=_hidden, default=(512, 256), help="encoder widths, e.g. 512,256")
+    train.add_argument("--epochs", type=_positive_int, default=20)
+    train.add_argument("--batch-size", type=_positive_int, default=128)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--kl", choices=("analytic", "mc"), default="analytic")
+    train.add_argument("--limit", type=_positive_int, default=None, help="train on the first LIMIT images only")
+    train.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best available)")
+    train.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="also checkpoint every STEPS steps")
+    train.add_argument("--compile", action="store_true", help="torch.compile the objective")
+    train.add_argument("--bf16", action="store_true", help="bf16 autocast for the encoder and decoder")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--out", required=True, type=Path, help="run directory")
+
+    ev = sub.add_parser("eval", help="ELBO, IWAE-k, bits/dim and FID of the run in --out on the test split")
+    ev.add_argument("--out", required=True, type=Path, help="run directory written by train")
+    ev.add_argument("--k", type=_positive_int, default=100, help="importance samples of the IWAE bound")
+    ev.add_argument("--limit", type=_positive_int, default=None, help="evaluate the first LIMIT test images only")
+    ev.add_argument("--no-fid", action="store_true", help="skip the FID")
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--seed", type=int, default=0)
+
+    bench = sub.add_parser("bench", help="images/s of the Trainer against a plain DataLoader loop")
+    from vaelib.benchmark import add_arguments
+
+    add_arguments(bench)
+    return parser
+
+
+def _check_out(out: Path) -> None:
+    """Fail early, as a usage error, when --out cannot hold files."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {str(out)!r} is not a writable directory ({exc.strerror or exc})") from None
+
+
+def _check_train_args(args: argparse.Namespace) -> None:
+    from vaelib import data, likelihoods
+
+    if args.dataset not in data.names():
+        raise UsageError(f"unknown dataset {args.dataset!r}; choose one of {', '.join(data.names())}")
+    if args.likelihood not in likelihoods.names():
+        raise UsageError(f"unknown likelihood {args.likelihood!r}; choose one of {', '.join(likelihoods.names())}")
+    if not 0 <= args.beta < math.inf:
+        raise UsageError(f"--beta must be >= 0 and finite, got {args.beta}")
+    if not 0 < args.lr < math.inf:
+        raise UsageError(f"--lr must be > 0 and finite, got {args.lr}")
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    try:
+        likelihoods.get(args.likelihood, **dict(args.likelihood_arg))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--likelihood {args.likelihood} with {dict(args.likelihood_arg)}: {exc}") from None
+    _check_out(args.out)
+    if args.resume and not (args.out / CHECKPOINT_FILE).is_file():
+        raise UsageError(f"--resume: no {CHECKPOINT_FILE} in {str(args.out)!r}")
+
+
+# --------------------------------------------------------------------- runs
+def _model_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "dataset": args.dataset, "likelihood": args.likelihood, "likelihood_args": dict(args.likelihood_arg),
+        "latent_dim": args.latent_dim, "hidden": list(args.hidden), "limit": args.limit,
+    }
+
+
+def _build_model(settings: dict[str, Any], image_shape: tuple[int, int, int]) -> Any:
+    from vaelib import likelihoods
+    from vaelib.models import MLPVAE
+
+    head = likelihoods.get(settings["likelihood"], **settings["likelihood_args"])
+    return MLPVAE(image_shape, settings["latent_dim"], head, hidden=tuple(settings["hidden"]))
+
+
+def _load_splits(name: str) -> Any:
+    from vaelib import data
+
+    try:
+        return data.load(name)
+    except (OSError, data.DownloadError, data.ChecksumError) as exc:
+        raise RuntimeError(f"cannot load dataset {name!r}: {exc}") from exc
+
+
+def _figure(model: Any, images: Any, path: Path, seed: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from vaelib.checkpoint import atomic_write_bytes
+    from vaelib.plotting import show_rows
+
+    model.eval()
+    x = images[:10].to(next(model.parameters()).device)
+    rows = [("data", x), ("reconstructions", model.reconstruct(x)), ("samples", model.sample(10, torch.Generator().manual_seed(seed)))]
+    fig = show_rows(rows, ncol=10)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from vaelib import seed_everything
+    from vaelib.checkpoint import atomic_write_text
+    from vaelib.distributed import init_from_env, shutdown
+    from vaelib.trainer import Trainer
+
+    _check_train_args(args)
+    settings = _model_settings(args)
+    run_file = args.out / RUN_FILE
+    if args.resume and run_file.is_file():
+        saved = json.loads(run_file.read_text())
+        for key in _MODEL_KEYS:
+            if saved.get(key) != settings[key]:
+                raise UsageError(f"--resume: {key} is {settings[key]!r} but the run in --out used {saved.get(key)!r}")
+    ctx = init_from_env(args.device or _default_device())
+    try:
+        splits = _load_splits(args.dataset)
+        train_images = splits.train.images[: args.limit] if args.limit else splits.train.images
+        seed_everything(args.seed)
+        model = _build_model(settings, splits.train.image_shape)
+        if ctx.is_main:
+            atomic_write_text(json.dumps(settings, indent=2) + "\n", run_file)
+        trainer = Trainer(
+            model, train_images, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta, seed=args.seed,
+            kl=args.kl, progress=not args.no_progress, checkpoint=args.out / CHECKPOINT_FILE,
+            checkpoint_every=args.checkpoint_every, compile=args.compile, bf16=args.bf16, dist=ctx,
+        )
+        history = trainer.fit(resume=args.resume)
+        if ctx.is_main:
+            metrics = {"settings": settings, "steps": trainer.step, "history": vars(history), "final": history.last()}
+            atomic_write_text(json.dumps(metrics, indent=2) + "\n", args.out / METRICS_FILE)
+            with torch.no_grad():
+                _figure(model, splits.test.images, args.out / FIGURE_FILE, args.seed)
+            last = history.last()
+            print(f"epoch {last['epoch']}: elbo {last['elbo']:.3f}, rec {last['rec']:.3f}, kl {last['kl']:.3f} nats/image; wrote {args.out}")
+    finally:
+        shutdown()
+    return 0
+
+
+def _default_device() -> Any:
+    from vaelib.device import default_device
+
+    return default_device()
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from vaelib import seed_everything
+    from vaelib.bounds import bits_per_dim, elbo, iwae_bound
+    from vaelib.checkpoint import atomic_write_text, load
+
+    run_file, ckpt_file = args.out / RUN_FILE, args.out / CHECKPOINT_FILE
+    if not run_file.is_file() or not ckpt_file.is_file():
+        raise UsageError(f"--out {str(args.out)!r} holds no finished run ({RUN_FILE} and {CHECKPOINT_FILE} are needed)")
+    _check_out(args.out)
+    settings = json.loads(run_file.read_text())
+    device = torch.device(args.device) if args.device else _default_device()
+    splits = _load_splits(settings["dataset"])
+    test = splits.test.images[: args.limit] if args.limit else splits.test.images
+    model = _build_model(settings, splits.test.image_shape)
+    model.load_state_dict(load(ckpt_file)["model"])
+    model.to(device).eval()
+    generator = seed_everything(args.seed)
+    num_dims = math.prod(splits.test.image_shape)
+    levels = 1.0 if settings["likelihood"] in ("bernoulli", "logistic") else 255.0
+    elbos, iwaes = [], []
+    with torch.no_grad():
+        for start in range(0, test.shape[0], 250):
+            x = test[start : start + 250].to(device)
+            elbos.append(elbo(model, x).cpu())
+            iwaes.append(iwae_bound(model, x, args.k).cpu())
+    elbo_mean, iwae_mean = torch.cat(elbos).mean().item(), torch.cat(iwaes).mean().item()
+    result: dict[str, Any] = {
+        "test_images": int(test.shape[0]), "elbo": elbo_mean, f"iwae_{args.k}": iwae_mean,
+        "bits_per_dim": bits_per_dim(torch.tensor(-iwae_mean), num_dims, levels).item(),
+        "bits_per_dim_levels": levels,
+    }
+    lines = [f"ELBO     {elbo_mean:.3f} nats/image", f"IWAE-{args.k:<4d}{iwae_mean:.3f} nats/image",
+             f"bits/dim {result['bits_per_dim']:.4f} (from -IWAE-{args.k}, levels={levels:g})"]
+    if args.no_fid:
+        result["fid"] = None
+        lines.append("FID      skipped (--no-fid)")
+    elif tuple(splits.test.image_shape) != (1, 28, 28):
+        result["fid"] = None
+        lines.append(f"FID      not computed: the digit classifier applies to 1x28x28 images only, not {splits.test.image_shape}")
+    else:
+        from vaelib.classifier import load_classifier
+        from vaelib.metrics import fid
+
+        with torch.no_grad():
+            samples = model.sample(test.shape[0], generator=generator)
+        result["fid"] = fid(load_classifier(), test, samples.cpu())
+        lines.append(f"FID      {result['fid']:.3f} (digit-classifier features, {test.shape[0]} samples)")
+    atomic_write_text(json.dumps(result, indent=2) + "\n", args.out / EVAL_FILE)
+    print("\n".join(lines))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from vaelib.benchmark import run_from_args
+
+    run_from_args(args)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failed run, 2 bad arguments)."""
+    try:
+        args = _parser().parse_args(argv)
+        return {"train": _train, "eval": _eval, "bench": _bench}[args.command](args)
+    except UsageError as exc:
+        print(f"vaelib: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vaelib: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a failed run: one line, not a traceback
+        from vaelib.checkpoint import CheckpointError
+
+        status = 2 if isinstance(exc, CheckpointError) else 1
+        print(f"vaelib: {'error' if status == 2 else 'failed'}: {exc}", file=sys.stderr)
+        return status

@@ -1,0 +1,369 @@
+"""The training engine: device-resident data, optional compile and bf16, a NaN/inf guard, crash-safe
+checkpoints with exact resumption, and DistributedDataParallel under ``torchrun``.
+
+On a CPU in a single process, with ``compile`` and ``bf16`` off, :meth:`Trainer.fit` performs the
+same floating-point operations in the same order as :func:`vaelib.train.train` and consumes the
+random streams in the same order (one ``randperm`` of the seeded generator per epoch, one normal
+draw of the global stream per step), so both return identical histories for the same settings.
+
+A checkpoint holds the model, the optimiser, both random states, the epoch's permutation, the
+position within the epoch and the running sums, so a run resumed from it continues the very same
+loss curve: on a CPU the resumed run and an uninterrupted one agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from vaelib import checkpoint as ckpt
+from vaelib.data.types import ImageSet
+from vaelib.device import default_device, seed_everything
+from vaelib.distributed import DistContext, all_reduce_sum, barrier, shard_bounds
+from vaelib.elbo import kl_diag_gaussians, mc_kl
+from vaelib.models import MLPVAE
+from vaelib.train import History, evaluate
+
+__all__ = ["Trainer", "NonFiniteLossError", "VAEObjective", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = 1
+_TERMS = ("rec", "kl", "loss")
+# settings a resumed run must share with the run that wrote the checkpoint
+_RESUME_KEYS = ("batch_size", "lr", "beta", "kl", "seed", "num_train")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training stopped because a term of the objective became NaN or infinite."""
+
+    def __init__(self, step: int, epoch: int, term: str, value: float, checkpoint: Path | None, last_good_step: int | None):
+        self.step, self.epoch, self.term, self.value = step, epoch, term, value
+        self.checkpoint, self.last_good_step = checkpoint, last_good_step
+        if checkpoint is None:
+            kept = "no checkpoint was requested"
+        elif last_good_step is None:
+            kept = f"no checkpoint had been written yet to {checkpoint}"
+        else:
+            kept = f"the last good checkpoint (step {last_good_step}) is kept at {checkpoint}"
+        super().__init__(f"non-finite {term} ({value}) at step {step} (epoch {epoch}); training stopped, {kept}")
+
+
+class VAEObjective(nn.Module):
+    """Per-example reconstruction NLL and KL of a VAE for given posterior noise ``eps``.
+
+    It computes what :meth:`vaelib.models.MLPVAE.terms` computes, but takes the standard-normal
+    noise as an argument, so that every process of a distributed run can use its slice of the
+    noise of the whole global batch. With ``bf16`` the encoder and decoder run under bf16 autocast
+    while the likelihood and the KL are evaluated in float32.
+    """
+
+    def __init__(self, model: MLPVAE, kl: Literal["analytic", "mc"] = "analytic", bf16: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.kl = kl
+        self.bf16 = bf16
+
+    def _autocast(self, x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._autocast(x):
+            mu, logvar = self.model.encode(x)
+        if self.bf16:
+            mu, logvar = mu.float(), logvar.float()
+        z = mu + eps * torch.exp(0.5 * logvar)
+        with self._autocast(x):
+            params = self.model.decode(z)
+        if self.bf16:
+            params = params.float()
+        rec = self.model.head.nll(params, x)
+        kl_term = kl_diag_gaussians(mu, logvar) if self.kl == "analytic" else mc_kl(z, mu, logvar)
+        return rec, kl_term
+
+
+def _images(data: ImageSet | torch.Tensor) -> torch.Tensor:
+    return data.images if isinstance(data, ImageSet) else data
+
+
+class Trainer:
+    """Adam on mean(rec + beta * kl), Eq. (eq-elbo-beta), with the extras a long run needs.
+
+    Args:
+        model: the VAE to train in place (an :class:`vaelib.models.MLPVAE` or anything with its
+            ``encode``, ``decode``, ``head`` and ``latent_dim``).
+        data: training images (N, C, H, W).
+        epochs, batch_size, lr, beta, seed, test, progress, kl: as in :func:`vaelib.train.train`.
+            ``batch_size`` is the global batch: under ``torchrun`` each process takes its share.
+        device: where to train; defaults to ``dist.device`` or :func:`vaelib.default_device`.
+        checkpoint: file to write checkpoints to (and to resume from); ``None`` writes none.
+        checkpoint_every: also write one every this many optimiser steps (0: only at the end).
+        compile: wrap the objective in :func:`torch.compile`.
+        bf16: run the encoder and decoder under bf16 autocast (meant for GPUs).
+        guard_every: check for non-finite terms every this many steps; default 1 on a CPU (no cost)
+            and 50 on other devices (each check waits for the device). The failing step is
+            named exactly either way; no checkpoint is ever written after a failure.
+        dist: the process's :class:`vaelib.distributed.DistContext` (``init_from_env()`` under torchrun).
+        on_step: called as ``on_step(trainer)`` after every optimiser step.
+        data_on_device: keep the whole data set on the device (no per-batch host copies); default:
+            yes on a CPU, and on CUDA when it takes under half of the free memory.
+    """
+
+    def __init__(
+        self,
+        model: MLPVAE,
+        data: ImageSet | torch.Tensor,
+        *,
+        epochs: int = 10,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        beta: float = 1.0,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+        test: ImageSet | torch.Tensor | None = None,
+        progress: bool = True,
+        kl: Literal["analytic", "mc"] = "analytic",
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 0,
+        compile: bool = False,
+        bf16: bool = False,
+        guard_every: int | None = None,
+        dist: DistContext | None = None,
+        on_step: Callable[["Trainer"], None] | None = None,
+        data_on_device: bool | None = None,
+    ) -> None:
+        checks = (
+            ("epochs", epochs, isinstance(epochs, int) and epochs >= 1, "an int >= 1"),
+            ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1, "an int >= 1"),
+            ("lr", lr, 0 < lr < math.inf, "in (0, inf)"),
+            ("beta", beta, 0 <= beta < math.inf, "in [0, inf)"),
+            ("kl", kl, kl in ("analytic", "mc"), "'analytic' or 'mc'"),
+            ("checkpoint_every", checkpoint_every, isinstance(checkpoint_every, int) and checkpoint_every >= 0, "an int >= 0"),
+            ("guard_every", guard_every, guard_every is None or (isinstance(guard_every, int) and guard_every >= 1), "None or an int >= 1"),
+        )
+        for name, value, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"Trainer: {name} must be {allowed}, got {value!r}")
+        if checkpoint_every and checkpoint is None:
+            raise ValueError("Trainer: checkpoint_every needs a checkpoint path")
+        self.dist = dist if dist is not None else DistContext(device=torch.device(device) if device is not None else default_device())
+        if device is not None and torch.device(device).type != self.dist.device.type:
+            raise ValueError(f"Trainer: device {device!r} differs from the distributed context's {self.dist.device}")
+        self.device = self.dist.device
+        self.epochs, self.batch_size, self.lr, self.beta, self.seed, self.kl = epochs, batch_size, lr, beta, seed, kl
+        self.progress = progress and self.dist.is_main
+        self.checkpoint_path = Path(checkpoint) if checkpoint is not None else None
+        self.checkpoint_every = checkpoint_every
+        self.compile, self.bf16 = compile, bf16
+        self.guard_every = guard_every if guard_every is not None else (1 if self.device.type == "cpu" else 50)
+        self.on_step = on_step
+        self.model = model
+        self.train_data, self.test_data = data, test
+        self._data_on_device = data_on_device
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.history = History()
+        self.step_loss: list[float] = []  # mean objective of every optimiser step, over the global batch
+        self.step = 0
+        self.last_checkpoint_step: int | None = None
+
+    # ----------------------------------------------------------------- setup
+    def _place(self, images: torch.Tensor) -> torch.Tensor:
+        keep = self._data_on_device
+        if keep is None:
+            keep = self.device.type != "cuda" or images.nbytes < 0.5 * torch.cuda.mem_get_info(self.device)[0]
+        self._resident = bool(keep)
+        if keep:
+            return images.to(self.device)
+        return images.pin_memory() if self.device.type == "cuda" else images
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size, "lr": self.lr, "beta": self.beta, "kl": self.kl, "seed": self.seed,
+            "num_train": self.n, "epochs": self.epochs, "world_size": self.dist.world_size,
+        }
+
+    def _build_forward(self) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+        objective: nn.Module = VAEObjective(self.model, self.kl, self.bf16)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device] if self.device.type == "cuda" else None
+            objective = DistributedDataParallel(objective, device_ids=ids)
+        return torch.compile(objective) if self.compile else objective
+
+    # ------------------------------------------------------------ checkpoint
+    def _state(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self._config(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "pos": self.pos,
+            "order": None if self.order is None else self.order.cpu(),
+            "sums": self.sums.cpu(),
+            "history": {f.name: list(getattr(self.history, f.name)) for f in fields(History)},
+            "step_loss": list(self.step_loss),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write the full training state atomically (rank 0 only); every process waits for it."""
+        if self.checkpoint_path is None:
+            return
+        self._flush()
+        if self.dist.is_main:
+            ckpt.atomic_save(self._state(), self.checkpoint_path)
+        barrier(self.dist)
+        self.last_checkpoint_step = self.step
+
+    def _restore(self, path: Path) -> None:
+        state = ckpt.load(path, map_location="cpu")
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ckpt.CheckpointError(f"{path} is not a vaelib trainer checkpoint (format {CHECKPOINT_FORMAT})")
+        saved, now = state["config"], self._config()
+        for key in _RESUME_KEYS:
+            if saved[key] != now[key]:
+                raise ckpt.CheckpointError(f"cannot resume from {path}: it was written with {key}={saved[key]!r}, this run has {key}={now[key]!r}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["rng"]["generator"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.step, self.epoch, self.pos = int(state["step"]), int(state["epoch"]), int(state["pos"])
+        self.order = None if state["order"] is None else state["order"].to(self.device if self._resident else "cpu")
+        self.sums = state["sums"].to(self.device)
+        self.history = History(**{k: list(v) for k, v in state["history"].items()})
+        self.step_loss = list(state["step_loss"])
+        self.last_checkpoint_step = self.step
+
+    # ----------------------------------------------------------------- guard
+    def _flush(self) -> None:
+        """Check the pending steps' terms for NaN/inf and fold them into the epoch sums and the step curve."""
+        if not self._pending:
+            return
+        rows = torch.stack([stats for _, _, stats in self._pending])
+        all_reduce_sum(rows, self.dist)
+        finite = torch.isfinite(rows)
+        if not bool(finite.all()):
+            i, j = (~finite).nonzero()[0].tolist()
+            step, _, _ = self._pending[i]
+            self._pending = []
+            raise NonFiniteLossError(step, self.epoch, _TERMS[j], float(rows[i, j]), self.checkpoint_path, self.last_checkpoint_step)
+        for row in rows:
+            self.sums += row
+        self.step_loss.extend((rows[:, 2].cpu() / torch.tensor([c for _, c, _ in self._pending], dtype=torch.float64)).tolist())
+        self._pending = []
+
+    # ------------------------------------------------------------------ loop
+    def _batches(self, images: torch.Tensor) -> Iterator[tuple[torch.Tensor, int]]:
+        while self.pos < self.n:
+            idx = self.order[self.pos : self.pos + self.batch_size]
+            lo, hi = shard_bounds(idx.shape[0], self.dist.rank, self.dist.world_size) if self.dist.enabled else (0, idx.shape[0])
+            mine = idx[lo:hi] if self.dist.enabled else idx
+            batch = images[mine]
+            if not self._resident:
+                batch = batch.to(self.device, non_blocking=True)
+            yield batch, idx.shape[0]
+
+    def _train_step(self, forward: Callable[..., tuple[torch.Tensor, torch.Tensor]], batch: torch.Tensor, count: int) -> None:
+        eps = torch.randn((count, self.latent_dim), dtype=self.dtype, device=self.device)
+        if self.dist.enabled:
+            lo, hi = shard_bounds(count, self.dist.rank, self.dist.world_size)
+            eps = eps[lo:hi]
+        try:
+            rec, kl_term = forward(batch, eps)
+        except Exception:  # e.g. a distribution rejecting NaN parameters left by an earlier, unchecked step
+            self._flush()
+            raise
+        objective = rec + self.beta * kl_term
+        if self.dist.enabled:  # DDP averages gradients over processes: scale so the result is the global mean
+            loss = objective.sum() * (self.dist.world_size / count)
+        else:
+            loss = objective.mean()
+        stats = torch.stack([rec.sum(), kl_term.sum(), objective.sum()]).detach().double()
+        self._pending.append((self.step + 1, count, stats))
+        if len(self._pending) >= self.guard_every:
+            self._flush()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self.pos += self.batch_size
+
+    def _end_epoch(self, bar: tqdm) -> None:
+        self._flush()
+        rec, kl_mean, objective = (self.sums / self.n).tolist()
+        h = self.history
+        h.epoch.append(self.epoch)
+        h.rec.append(rec)
+        h.kl.append(kl_mean)
+        h.loss.append(objective)
+        h.elbo.append(-(rec + kl_mean))
+        if self.test_data is not None:
+            scores = evaluate(self.model, self.test_data)
+            h.test_elbo.append(scores["elbo"])
+            h.test_rec.append(scores["rec"])
+            h.test_kl.append(scores["kl"])
+        bar.update(1)
+        bar.set_postfix(step=self.step, elbo=f"{h.elbo[-1]:.2f}", rec=f"{rec:.2f}", kl=f"{kl_mean:.2f}")
+        self.epoch += 1
+        self.pos = 0
+        self.order = None
+        self.sums.zero_()
+
+    def fit(self, resume: bool = False) -> History:
+        """Train to ``epochs`` epochs and return the per-epoch :class:`vaelib.train.History`.
+
+        With ``resume=True`` the run continues from ``checkpoint`` (which must exist); a run that
+        already reached ``epochs`` returns at once, and a larger ``epochs`` extends it.
+        Raises :class:`NonFiniteLossError` when a term becomes NaN or infinite.
+        """
+        if resume and self.checkpoint_path is None:
+            raise ValueError("Trainer.fit: resume=True needs a checkpoint path")
+        self.generator = seed_everything(self.seed)
+        self.model.to(self.device).train()
+        images = self._place(_images(self.train_data))
+        self.n = int(images.shape[0])
+        self.latent_dim = int(self.model.latent_dim)
+        self.dtype = next(self.model.parameters()).dtype
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.history, self.step_loss, self.step, self.last_checkpoint_step = History(), [], 0, None
+        self.epoch, self.pos, self.order = 1, 0, None
+        self.sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self._pending: list[tuple[int, int, torch.Tensor]] = []
+        if resume:
+            if self.dist.is_main:
+                ckpt.remove_stale_temps(self.checkpoint_path)
+            barrier(self.dist)
+            self._restore(self.checkpoint_path)
+        forward = self._build_forward()
+        bar = tqdm(total=self.epochs, initial=min(self.epoch - 1, self.epochs), desc="train", unit="epoch", disable=not self.progress)
+        try:
+            while self.epoch <= self.epochs:
+                if self.order is None:
+                    order = torch.randperm(self.n, generator=self.generator)
+                    self.order = order.to(self.device) if self._resident else order
+                for batch, count in self._batches(images):
+                    self._train_step(forward, batch, count)
+                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if self.on_step is not None:
+                        self.on_step(self)
+                self._end_epoch(bar)
+            self.save_checkpoint()
+        finally:
+            bar.close()
+        return self.history
