@@ -1,7 +1,7 @@
 """Checkpoints that survive a crash: atomic writes (temporary file, fsync, rename) and safe loading.
 
 A checkpoint is written to a temporary file in the destination's directory, flushed to disk with
-``fsync`` and then renamed over the destination with :func:`os.replace`, which is atomic on POSIX
+``fsync`` and then renamed over the destination with ``os.replace``, which is atomic on POSIX
 and Windows. A process killed at any moment therefore leaves either the previous complete file
 or the new complete file, never a truncated one; at worst a stray temporary file remains, whose
 name ends in ``.tmp`` so that it is never mistaken for a checkpoint. Loading always uses

@@ -45,7 +45,7 @@ def show_rows(rows: Sequence[tuple[str, torch.Tensor]], ncol: int = 10, height: 
 
 
 def plot_history(histories: dict[str, object], key: str = "elbo", ax: Axes | None = None) -> Axes:
-    """Plot ``key`` of several :class:`vaelib.train.History` objects against the epoch."""
+    """Plot ``key`` of several :class:`vaelib.history.History` objects against the epoch."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.2))
     for label, history in histories.items():

@@ -1,57 +1,21 @@
-"""A minimal training loop for the chapters: Adam, minibatches, a beta weight on the KL, per-epoch history."""
+"""The chapters' training call: Adam, minibatches, a beta weight on the KL, per-epoch history.
+
+:func:`train` runs :class:`vaelib.trainer.Trainer` with its defaults (no checkpoints, no
+distribution); use the Trainer directly for checkpoints, resumption, compile, bf16 or torchrun.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from tqdm import tqdm
 
 from vaelib.data.types import ImageSet
-from vaelib.device import default_device, seed_everything
+from vaelib.history import History, evaluate
 from vaelib.models import MLPVAE
+from vaelib.trainer import Trainer
 
 __all__ = ["History", "train", "evaluate"]
-
-
-@dataclass
-class History:
-    """Per-epoch means over examples (nats per image). ``loss`` is rec + beta * kl; ``elbo`` is -(rec + kl)."""
-
-    epoch: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    elbo: list[float] = field(default_factory=list)
-    rec: list[float] = field(default_factory=list)
-    kl: list[float] = field(default_factory=list)
-    test_elbo: list[float] = field(default_factory=list)
-    test_rec: list[float] = field(default_factory=list)
-    test_kl: list[float] = field(default_factory=list)
-
-    def last(self) -> dict[str, float]:
-        """The final epoch's figures."""
-        return {k: v[-1] for k, v in vars(self).items() if v}
-
-
-def _images(data: ImageSet | torch.Tensor) -> torch.Tensor:
-    return data.images if isinstance(data, ImageSet) else data
-
-
-@torch.no_grad()
-def evaluate(model: MLPVAE, data: ImageSet | torch.Tensor, *, batch_size: int = 1000) -> dict[str, float]:
-    """Mean ELBO, reconstruction NLL and KL per image, each with one posterior sample per image."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    images = _images(data).to(device)
-    rec = kl = 0.0
-    for start in range(0, images.shape[0], batch_size):
-        terms = model.terms(images[start : start + batch_size])
-        rec += terms.rec.sum().item()
-        kl += terms.kl.sum().item()
-    model.train(was_training)
-    n = images.shape[0]
-    return {"elbo": -(rec + kl) / n, "rec": rec / n, "kl": kl / n}
 
 
 def train(
@@ -90,45 +54,7 @@ def train(
     Returns:
         The per-epoch :class:`History`.
     """
-    checks = (
-        ("epochs", epochs, isinstance(epochs, int) and epochs >= 1, "an int >= 1"),
-        ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1, "an int >= 1"),
-        ("lr", lr, 0 < lr < float("inf"), "in (0, inf)"),
-        ("beta", beta, 0 <= beta < float("inf"), "in [0, inf)"),
-        ("kl", kl, kl in ("analytic", "mc"), "'analytic' or 'mc'"),
-    )
-    for name, value, ok, allowed in checks:
-        if not ok:
-            raise ValueError(f"train: {name} must be {allowed}, got {value!r}")
-    device = torch.device(device) if device is not None else default_device()
-    generator = seed_everything(seed)
-    model.to(device).train()
-    images = _images(data).to(device)
-    n = images.shape[0]
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history = History()
-    bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", disable=not progress)
-    for epoch in bar:
-        order = torch.randperm(n, generator=generator).to(device)
-        sums = torch.zeros(3, dtype=torch.float64, device=device)
-        for start in range(0, n, batch_size):
-            batch = images[order[start : start + batch_size]]
-            terms = model.terms(batch, kl=kl)
-            loss = terms.loss(beta)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums += torch.stack([terms.rec.sum(), terms.kl.sum(), (terms.rec + beta * terms.kl).sum()]).detach().double()
-        rec, kl_mean, objective = (sums / n).tolist()
-        history.epoch.append(epoch)
-        history.rec.append(rec)
-        history.kl.append(kl_mean)
-        history.loss.append(objective)
-        history.elbo.append(-(rec + kl_mean))
-        if test is not None:
-            scores = evaluate(model, test)
-            history.test_elbo.append(scores["elbo"])
-            history.test_rec.append(scores["rec"])
-            history.test_kl.append(scores["kl"])
-        bar.set_postfix(elbo=f"{history.elbo[-1]:.2f}", rec=f"{rec:.2f}", kl=f"{kl_mean:.2f}")
-    return history
+    return Trainer(
+        model, data, epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, seed=seed,
+        device=device, test=test, progress=progress, kl=kl,
+    ).fit()

@@ -1,10 +1,10 @@
 """The training engine: device-resident data, optional compile and bf16, a NaN/inf guard, crash-safe
 checkpoints with exact resumption, and DistributedDataParallel under ``torchrun``.
 
-On a CPU in a single process, with ``compile`` and ``bf16`` off, :meth:`Trainer.fit` performs the
-same floating-point operations in the same order as :func:`vaelib.train.train` and consumes the
-random streams in the same order (one ``randperm`` of the seeded generator per epoch, one normal
-draw of the global stream per step), so both return identical histories for the same settings.
+On a CPU in a single process, with ``compile`` and ``bf16`` off, :meth:`Trainer.fit` is the plain
+minibatch Adam loop: one ``randperm`` of the seeded generator per epoch, one normal draw of the
+global stream per step, ``MLPVAE.terms`` arithmetic; a test checks it bit for bit against such a
+loop written out by hand. :func:`vaelib.train.train` is this Trainer with its defaults.
 
 A checkpoint holds the model, the optimiser, both random states, the epoch's permutation, the
 position within the epoch and the running sums, so a run resumed from it continues the very same
@@ -29,7 +29,7 @@ from vaelib.device import default_device, seed_everything
 from vaelib.distributed import DistContext, all_reduce_sum, barrier, shard_bounds
 from vaelib.elbo import kl_diag_gaussians, mc_kl
 from vaelib.models import MLPVAE
-from vaelib.train import History, evaluate
+from vaelib.history import History, evaluate
 
 __all__ = ["Trainer", "NonFiniteLossError", "VAEObjective", "CHECKPOINT_FORMAT"]
 
@@ -136,7 +136,7 @@ class Trainer:
         bf16: bool = False,
         guard_every: int | None = None,
         dist: DistContext | None = None,
-        on_step: Callable[["Trainer"], None] | None = None,
+        on_step: Callable[[Trainer], None] | None = None,
         data_on_device: bool | None = None,
     ) -> None:
         checks = (
@@ -325,7 +325,7 @@ class Trainer:
         self.sums.zero_()
 
     def fit(self, resume: bool = False) -> History:
-        """Train to ``epochs`` epochs and return the per-epoch :class:`vaelib.train.History`.
+        """Train to ``epochs`` epochs and return the per-epoch :class:`vaelib.history.History`.
 
         With ``resume=True`` the run continues from ``checkpoint`` (which must exist); a run that
         already reached ``epochs`` returns at once, and a larger ``epochs`` extends it.
