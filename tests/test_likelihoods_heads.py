@@ -145,3 +145,14 @@ def test_beta_head_concentrations_and_cap() -> None:
 def test_bad_input_is_a_clear_value_error(make, match: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_cb_head_clip_reproduces_the_probability_clamp() -> None:
+    logits = torch.tensor([[-50.0, -5.0, 0.0, 5.0, 50.0]], dtype=torch.float64)
+    clipped = likelihoods.get("cb", clip=1e-4)
+    lam = torch.sigmoid(clipped.distribution(logits).logits)
+    torch.testing.assert_close(lam, torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4), rtol=1e-12, atol=0)
+    assert clipped.mean(logits).max().item() == pytest.approx(0.8915, abs=1e-4)  # the clamp's ceiling
+    assert likelihoods.get("cb").mean(logits).max().item() == pytest.approx(1 - 1 / 50, rel=1e-9)
+    with pytest.raises(ValueError, match="clip must satisfy"):
+        likelihoods.get("cb", clip=0.7)

@@ -263,14 +263,28 @@ class BernoulliHead(LikelihoodHead):
 class ContinuousBernoulliHead(LikelihoodHead):
     """Continuous Bernoulli with logits predicted by the decoder, Eq. (eq-cb-logc-logit).
 
-    The mean (what a reconstruction figure shows) is the continuous-Bernoulli mean
-    ``cb_mean(logits)``, not ``sigmoid(logits)``.
+    The mean (what a reconstruction figure should show) is ``cb_mean(logits)``, not
+    ``sigmoid(logits)``. ``clip`` reproduces the probability clamp of the reference code of
+    Loaiza-Ganem and Cunningham (2019), lambda in [clip, 1 - clip] (there 1e-4), as a clamp of the
+    logits to +-log((1 - clip)/clip); the default is no clamp.
     """
 
     name = "cb"
 
+    def __init__(self, clip: float | None = None) -> None:
+        super().__init__()
+        if clip is not None and not 0.0 < float(clip) < 0.5:
+            raise ValueError(f"ContinuousBernoulliHead: clip must satisfy 0 < clip < 0.5, got {clip}")
+        self.clip = None if clip is None else float(clip)
+
     def distribution(self, params: torch.Tensor) -> ContinuousBernoulli:
+        if self.clip is not None:
+            bound = math.log((1.0 - self.clip) / self.clip)
+            params = params.clamp(-bound, bound)
         return ContinuousBernoulli(params)
+
+    def extra_repr(self) -> str:
+        return "" if self.clip is None else f"clip={self.clip:g}"
 
 
 class HuberHead(LikelihoodHead):
