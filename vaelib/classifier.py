@@ -22,6 +22,8 @@ from vaelib.device import seed_everything
 __all__ = ["DigitClassifier", "train_classifier", "load_classifier", "accuracy"]
 
 FEATURES = 64
+# training settings of the cached classifier; they are part of its cache key
+EPOCHS, BATCH_SIZE, LR, SEED = 4, 64, 2e-3, 0
 
 
 class DigitClassifier(nn.Module):
@@ -44,7 +46,9 @@ class DigitClassifier(nn.Module):
         return self.out(self.features(images))
 
 
-def train_classifier(data: ImageSet, *, epochs: int = 4, batch_size: int = 64, lr: float = 2e-3, seed: int = 0) -> DigitClassifier:
+def train_classifier(
+    data: ImageSet, *, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, lr: float = LR, seed: int = SEED
+) -> DigitClassifier:
     """Train a :class:`DigitClassifier` with Adam and cross-entropy on CPU, deterministically for a seed."""
     generator = seed_everything(seed)
     model = DigitClassifier()
@@ -79,7 +83,7 @@ def load_classifier(cache_dir: str | Path | None = None) -> DigitClassifier:
     change of either trains a new one instead of reusing a stale file.
     """
     train = load_mnist_5k().train
-    tag = hashlib.sha256(train.images.numpy().tobytes() + repr((FEATURES, 4, 64, 2e-3, 0)).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(train.images.numpy().tobytes() + repr((FEATURES, EPOCHS, BATCH_SIZE, LR, SEED)).encode()).hexdigest()[:16]
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = path / f"digit-classifier-{tag}.pt"
     model = DigitClassifier()

@@ -29,12 +29,12 @@ normaliser. Here no probability is ever formed:
 from __future__ import annotations
 
 import math
+from typing import Callable
 import torch
-from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
 from vaelib.likelihoods._base import ElementwiseDistribution, check_batched, exact_softplus, per_example_sum
-from vaelib.likelihoods.constraints import finite_real
+from vaelib.likelihoods.constraints import finite_real, unit_interval
 
 __all__ = [
     "ContinuousBernoulli",
@@ -113,8 +113,13 @@ def _split(eta: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor
     return inside, eta_in, eta_out
 
 
-def _compute_dtype(eta: torch.Tensor) -> torch.Tensor:
-    return eta if eta.dtype in (torch.float32, torch.float64) else eta.float()
+def _in_working_precision(fn: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor | float) -> torch.Tensor:
+    """Apply ``fn`` in float32 or float64 (half precisions and integers are computed in float32) and
+    return the result in the dtype of ``logits`` when that is a floating dtype."""
+    logits = torch.as_tensor(logits)
+    eta = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    out = fn(eta)
+    return out.to(logits.dtype) if logits.is_floating_point() else out
 
 
 def _log_normalizer(eta: torch.Tensor) -> torch.Tensor:
@@ -185,9 +190,7 @@ def cb_log_normalizer(logits: torch.Tensor) -> torch.Tensor:
     :math:`1/\eta - 1/\sinh\eta`, accurate to the same order and never exactly 0 for finite
     nonzero logits unless it underflows.
     """
-    logits = torch.as_tensor(logits)
-    eta = _compute_dtype(logits)
-    return _LogNormalizer.apply(eta).to(logits.dtype if logits.is_floating_point() else eta.dtype)
+    return _in_working_precision(_LogNormalizer.apply, logits)
 
 
 def cb_mean(logits: torch.Tensor) -> torch.Tensor:
@@ -196,16 +199,12 @@ def cb_mean(logits: torch.Tensor) -> torch.Tensor:
     It tends to :math:`1 - 1/\eta` as :math:`\eta \to \infty` (0.999 at :math:`\eta = 1000`) and to
     :math:`1/|\eta|` as :math:`\eta \to -\infty`, with full relative accuracy at both ends.
     """
-    logits = torch.as_tensor(logits)
-    eta = _compute_dtype(logits)
-    return _mean(eta).to(logits.dtype if logits.is_floating_point() else eta.dtype)
+    return _in_working_precision(_mean, logits)
 
 
 def cb_variance(logits: torch.Tensor) -> torch.Tensor:
     r"""Variance :math:`1/\eta^2 - 1/(4\sinh^2(\eta/2))`, the derivative of the mean, Eq. (eq-cb-variance)."""
-    logits = torch.as_tensor(logits)
-    eta = _compute_dtype(logits)
-    return _variance(eta).to(logits.dtype if logits.is_floating_point() else eta.dtype)
+    return _in_working_precision(_variance, logits)
 
 
 def cb_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -240,7 +239,7 @@ class ContinuousBernoulli(ElementwiseDistribution):
     """
 
     arg_constraints = {"logits": finite_real}
-    support = constraints.unit_interval
+    support = unit_interval
     has_rsample = True
 
     _param_names = ("logits",)
