@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
+# records: every stored run record retrains its first epoch; one, chosen by the commit, retrains in full
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+	$(BIN)/python -m vaelib records verify notebooks/records
+	$(BIN)/python -m vaelib records reproduce notebooks/records --choose $$(git rev-parse HEAD 2>/dev/null || echo 0)
 	$(BIN)/python -m pytest --nbval notebooks -p no:cacheprovider
 
 clean:

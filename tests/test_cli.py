@@ -12,7 +12,7 @@ import pytest
 
 from vaelib import checkpoint, cli
 
-_TINY = ["--limit", "128", "--hidden", "16", "--latent-dim", "2", "--batch-size", "64", "--no-progress", "--device", "cpu"]
+_TINY = ["--limit", "160", "--val-size", "32", "--hidden", "16", "--latent-dim", "2", "--batch-size", "64", "--no-progress", "--device", "cpu"]
 
 
 def _env() -> dict[str, str]:
@@ -44,7 +44,9 @@ def test_bad_arguments_give_one_line_and_status_2(tmp_path: Path) -> None:
     "argv, expected",
     [
         (["train"], "required: --out"),
-        (["train", "--epochs", "0", "--out", "x"], "--epochs"),
+        (["train", "--epochs", "0", "--out", "x"], "--max-epochs"),
+        (["train", "--val-size", "0", "--out", "x"], "--patience needs a validation split"),
+        (["train", "--resume", "--overwrite", "--out", "x"], "exclude each other"),
         (["train", "--hidden", "a,b", "--out", "x"], "--hidden"),
         (["eval", "--out", "missing-run"], "holds no finished run"),
         (["fly"], "invalid choice"),
@@ -66,9 +68,18 @@ def test_train_resume_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert metrics["history"]["epoch"] == [1] and metrics["steps"] == 2
     assert checkpoint.load(out / "checkpoint.pt")["step"] == 2
 
+    # a finished run is never replaced by accident: exit 2, naming both deliberate ways on
+    capsys.readouterr()
+    assert cli.main(["train", "--epochs", "1", "--out", str(out), *_TINY]) == 2
+    err = capsys.readouterr().err
+    assert "holds a finished run" in err and "--resume" in err and "--overwrite" in err
+    assert checkpoint.load(out / "checkpoint.pt")["step"] == 2
+
     assert cli.main(["train", "--epochs", "3", "--resume", "--out", str(out), *_TINY]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["history"]["epoch"] == [1, 2, 3] and metrics["steps"] == 6
+    assert len(metrics["history"]["val_elbo"]) == 3 and metrics["best_epoch"] in (1, 2, 3)
+    assert metrics["final"]["val_elbo"] == max(metrics["history"]["val_elbo"])
     # resuming with another model is refused in one line
     assert cli.main(["train", "--epochs", "3", "--resume", "--out", str(out), *_TINY[:-2], "--latent-dim", "3"]) == 2
     assert "latent_dim" in capsys.readouterr().err
@@ -78,6 +89,30 @@ def test_train_resume_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "ELBO" in printed and "IWAE-4" in printed and "bits/dim" in printed and "FID" in printed
     scores = json.loads((out / "eval.json").read_text())
     assert scores["iwae_4"] >= scores["elbo"] - 5.0 and scores["bits_per_dim"] > 0 and scores["fid"] is None
+
+    # --overwrite starts over deliberately
+    assert cli.main(["train", "--epochs", "1", "--overwrite", "--out", str(out), *_TINY]) == 0
+    assert json.loads((out / "metrics.json").read_text())["history"]["epoch"] == [1]
+    assert not (out / "eval.json").exists()
+
+
+def test_unfinished_run_is_not_replaced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert cli.main(["train", "--epochs", "1", "--out", str(out), *_TINY]) == 0
+    (out / "metrics.json").unlink()  # as after a kill: a checkpoint but no finished metrics
+    capsys.readouterr()
+    assert cli.main(["train", "--epochs", "2", "--out", str(out), *_TINY]) == 2
+    err = capsys.readouterr().err
+    assert "unfinished run" in err and "--resume" in err
+
+
+def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = capsys.readouterr().out
+    for option, default in [("--max-epochs", "300"), ("--patience", "10"), ("--val-size", "500")]:
+        assert option in text
+        assert f"(default: {default})" in text
 
 
 def test_bench_tiny(capsys: pytest.CaptureFixture[str]) -> None:

@@ -168,3 +168,44 @@ def test_nan_guard_kl_and_loss_terms(digits: data.Splits, monkeypatch: pytest.Mo
     monkeypatch.setattr(vaelib.trainer, "kl_diag_gaussians", lambda mu, logvar: kl_fn(mu, logvar) + 1e30)
     with pytest.raises(NonFiniteLossError, match="non-finite loss .* at step 1 "):
         Trainer(_model(), x, epochs=1, batch_size=16, beta=1e9, progress=False, device="cpu").fit()
+
+
+def test_early_stopping_keeps_and_restores_the_best_epoch(digits: data.Splits, tmp_path: Path) -> None:
+    train_set, val_set = data.holdout(data.ImageSet(digits.train.images[:600], digits.train.labels[:600], "d"), 100, seed=0)
+    settings = dict(epochs=60, batch_size=50, lr=3e-3, seed=3, progress=False, device="cpu")
+    trainer = Trainer(_model(), train_set, val=val_set, patience=3, **settings)
+    history = trainer.fit()
+    best = trainer.best_epoch
+    assert trainer.stopped == "patience" and len(history.epoch) == best + 3 < 60
+    assert history.val_elbo[best - 1] == max(history.val_elbo)
+    assert all(v <= history.val_elbo[best - 1] for v in history.val_elbo[best:])
+    # the model holds the best epoch's weights: its validation ELBO is the recorded best
+    again = evaluate(trainer.model, val_set, generator=torch.Generator().manual_seed(vaelib.trainer.VAL_SEED))["elbo"]
+    assert again == history.val_elbo[best - 1]
+
+    # interrupted after the best epoch and resumed: the same stopping point and the same weights
+    def crash(t: Trainer) -> None:  # mid-epoch best + 2; the last checkpoint is the end of epoch best + 1
+        if t.step == (best + 1) * 10 + 3:
+            raise _Crash
+
+    path = tmp_path / "ckpt.pt"
+    with pytest.raises(_Crash):
+        Trainer(_model(), train_set, val=val_set, patience=3, checkpoint=path, on_step=crash, **settings).fit()
+    resumed = Trainer(_model(), train_set, val=val_set, patience=3, checkpoint=path, **settings)
+    assert resumed.fit(resume=True) == history
+    assert resumed.best_epoch == best and _same_parameters(resumed.model, trainer.model)
+
+
+def test_validation_does_not_change_the_training_stream(digits: data.Splits) -> None:
+    x = digits.train.images[:128]
+    settings = dict(epochs=2, batch_size=32, seed=1, progress=False, device="cpu")
+    plain = Trainer(_model(), x, **settings)
+    plain.fit()
+    with_val = Trainer(_model(), x, val=digits.train.images[128:192], **settings)
+    with_val.fit()
+    assert plain.step_loss == with_val.step_loss
+
+
+def test_patience_needs_validation() -> None:
+    with pytest.raises(ValueError, match="patience needs validation"):
+        Trainer(_model(), torch.zeros(4, 1, 28, 28), patience=2)

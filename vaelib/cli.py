@@ -1,11 +1,16 @@
-"""``python -m vaelib train | eval | bench``: train a VAE into a run directory, score it, time the trainer.
+"""``python -m vaelib train | eval | bench | records``: train a VAE into a run directory, score it, time the
+trainer, and verify or reproduce the book's run records.
 
+``train`` holds out a seeded validation split of the training images (``--val-size``) and early-stops
+on its ELBO (``--patience``, at most ``--max-epochs``); the best-validation weights are the run's result.
 A run directory (``--out``) holds ``run.json`` (the model's settings), ``checkpoint.pt`` (the full
-training state, loadable with ``torch.load(..., weights_only=True)``), ``metrics.json`` (the
-per-epoch history), ``samples.png`` (reconstructions and samples) and, after ``eval``,
-``eval.json``. Every file is written atomically. Bad arguments end with a one-line message on
-stderr and exit status 2; a run that fails (a non-finite loss, a missing data file) ends with a
-one-line message and exit status 1.
+training state, loadable with ``torch.load(..., weights_only=True)``, written at the end of every
+epoch), ``metrics.json`` (the per-epoch history), ``samples.png`` (reconstructions and samples) and,
+after ``eval``, ``eval.json``. Every file is written atomically. SIGINT or SIGTERM writes a checkpoint
+and exits with status 130; ``--resume`` continues from it to exactly the uninterrupted result. ``train``
+refuses to replace a run already in ``--out`` unless given ``--overwrite``. Bad arguments end with a
+one-line message on stderr and exit status 2; a run that fails (a non-finite loss, a missing data
+file) ends with a one-line message and exit status 1.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, Sequence
 __all__ = ["main", "UsageError"]
 
 RUN_FILE, CHECKPOINT_FILE, METRICS_FILE, FIGURE_FILE, EVAL_FILE = "run.json", "checkpoint.pt", "metrics.json", "samples.png", "eval.json"
-_MODEL_KEYS = ("dataset", "likelihood", "likelihood_args", "latent_dim", "hidden", "limit")
+_MODEL_KEYS = ("dataset", "likelihood", "likelihood_args", "latent_dim", "hidden", "limit", "val_size")
 
 
 class UsageError(Exception):
@@ -42,6 +47,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {value}")
     return value
 
 
@@ -66,8 +81,9 @@ def _key_value(text: str) -> tuple[str, float]:
 def _parser() -> _Parser:
     parser = _Parser(prog="python -m vaelib", description="Train and evaluate VAEs with vaelib's likelihoods.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    train = sub.add_parser("train", help="train a VAE into --out (resumable)")
+    train = sub.add_parser("train", help="train a VAE into --out, early-stopped on a validation split (resumable)", formatter_class=fmt)
     train.add_argument("--dataset", default="mnist-5k", help="mnist-5k (embedded), mnist, fashion-mnist or cifar10")
     train.add_argument("--likelihood", default="bernoulli", help="a name of vaelib.likelihoods.names()")
     train.add_argument("--likelihood-arg", action="append", type=_key_value, default=[], metavar="NAME=VALUE",
@@ -75,7 +91,14 @@ def _parser() -> _Parser:
     train.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (>= 0)")
     train.add_argument("--latent-dim", type=_positive_int, default=16)
     train.add_argument("--hidden", type=_hidden, default=(512, 256), help="encoder widths, e.g. 512,256")
-    train.add_argument("--epochs", type=_positive_int, default=20)
+    train.add_argument("--max-epochs", "--epochs", dest="epochs", type=_positive_int, default=300,
+                       help="the most epochs to train (early stopping usually ends sooner)")
+    train.add_argument("--patience", type=_non_negative_int, default=10,
+                       help="stop after this many epochs without a better validation ELBO (0: train --max-epochs)")
+    train.add_argument("--min-delta", type=float, default=0.0, help="nats by which a validation ELBO must beat the best")
+    train.add_argument("--val-size", type=_non_negative_int, default=500,
+                       help="training images held out (seeded by --split-seed) to select the epoch; 0: none")
+    train.add_argument("--split-seed", type=_non_negative_int, default=0, help="seed of the validation hold-out")
     train.add_argument("--batch-size", type=_positive_int, default=128)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
@@ -86,10 +109,11 @@ def _parser() -> _Parser:
     train.add_argument("--compile", action="store_true", help="torch.compile the objective")
     train.add_argument("--bf16", action="store_true", help="bf16 autocast for the encoder and decoder")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    train.add_argument("--overwrite", action="store_true", help="discard a run already in --out and start over")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument("--out", required=True, type=Path, help="run directory")
 
-    ev = sub.add_parser("eval", help="ELBO, IWAE-k, bits/dim and FID of the run in --out on the test split")
+    ev = sub.add_parser("eval", help="ELBO, IWAE-k, bits/dim and FID of the run in --out on the test split", formatter_class=fmt)
     ev.add_argument("--out", required=True, type=Path, help="run directory written by train")
     ev.add_argument("--k", type=_positive_int, default=100, help="importance samples of the IWAE bound")
     ev.add_argument("--limit", type=_positive_int, default=None, help="evaluate the first LIMIT test images only")
@@ -97,10 +121,25 @@ def _parser() -> _Parser:
     ev.add_argument("--device", default=None)
     ev.add_argument("--seed", type=int, default=0)
 
-    bench = sub.add_parser("bench", help="images/s of the Trainer against a plain DataLoader loop")
+    bench = sub.add_parser("bench", help="images/s of the Trainer against a plain DataLoader loop", formatter_class=fmt)
     from vaelib.benchmark import add_arguments
 
     add_arguments(bench)
+
+    rec = sub.add_parser("records", help="verify, reproduce or train the run records of the book")
+    rsub = rec.add_subparsers(dest="records_command", required=True, parser_class=_Parser)
+    verify = rsub.add_parser("verify", help="retrain the first epoch of each record on the CPU and compare", formatter_class=fmt)
+    verify.add_argument("paths", nargs="*", type=Path, default=[Path("notebooks/records")], help="record files or directories")
+    reproduce = rsub.add_parser("reproduce", help="retrain whole records and print recorded beside reproduced metrics", formatter_class=fmt)
+    reproduce.add_argument("paths", nargs="+", type=Path, help="a record file, or directories to choose one from with --choose")
+    reproduce.add_argument("--choose", default=None, metavar="HEX",
+                           help="reproduce one record of PATHS, chosen by this hexadecimal number (a commit hash) modulo their count")
+    reproduce.add_argument("--json", action="store_true", help="end with one JSON line {recorded, reproduced}")
+    rtrain = rsub.add_parser("train", help="train and save the missing records of a JSON list of specs", formatter_class=fmt)
+    rtrain.add_argument("specs", type=Path, help="a JSON file holding a list of specs (vaelib.records.Spec fields)")
+    rtrain.add_argument("--root", type=Path, default=Path("notebooks/records"), help="records directory")
+    rtrain.add_argument("--shard", default="0/1", metavar="I/N", help="train only the specs whose index is I modulo N")
+    rtrain.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best available)")
     return parser
 
 
@@ -133,9 +172,20 @@ def _check_train_args(args: argparse.Namespace) -> None:
         likelihoods.get(args.likelihood, **dict(args.likelihood_arg))
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--likelihood {args.likelihood} with {dict(args.likelihood_arg)}: {exc}") from None
+    if not 0 <= args.min_delta < math.inf:
+        raise UsageError(f"--min-delta must be >= 0 and finite, got {args.min_delta}")
+    if args.patience and not args.val_size:
+        raise UsageError("--patience needs a validation split: pass --val-size > 0, or --patience 0 to train --max-epochs")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
     _check_out(args.out)
-    if args.resume and not (args.out / CHECKPOINT_FILE).is_file():
+    has_checkpoint = (args.out / CHECKPOINT_FILE).is_file()
+    if args.resume and not has_checkpoint:
         raise UsageError(f"--resume: no {CHECKPOINT_FILE} in {str(args.out)!r}")
+    if has_checkpoint and not args.resume and not args.overwrite:
+        state = "a finished run" if (args.out / METRICS_FILE).is_file() else f"an unfinished run ({CHECKPOINT_FILE})"
+        raise UsageError(f"--out {str(args.out)!r} holds {state}; pass --resume to continue it "
+                         f"(a larger --max-epochs extends a run that reached it), or --overwrite to discard it and start over")
 
 
 # --------------------------------------------------------------------- runs
@@ -143,6 +193,7 @@ def _model_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "dataset": args.dataset, "likelihood": args.likelihood, "likelihood_args": dict(args.likelihood_arg),
         "latent_dim": args.latent_dim, "hidden": list(args.hidden), "limit": args.limit,
+        "val_size": args.val_size, "split_seed": args.split_seed,
     }
 
 
@@ -201,8 +252,20 @@ def _train(args: argparse.Namespace) -> int:
                 raise UsageError(f"--resume: {key} is {settings[key]!r} but the run in --out used {saved.get(key)!r}")
     ctx = init_from_env(args.device or _default_device())
     try:
+        from vaelib.data import ImageSet, holdout
+
         splits = _load_splits(args.dataset)
-        train_images = splits.train.images[: args.limit] if args.limit else splits.train.images
+        train_set = splits.train if not args.limit else ImageSet(splits.train.images[: args.limit], splits.train.labels[: args.limit], splits.train.name)
+        val_images = None
+        if args.val_size:
+            if args.val_size >= len(train_set):
+                raise UsageError(f"--val-size {args.val_size} leaves no training images of {len(train_set)}; lower it, or pass --val-size 0")
+            train_set, val_set = holdout(train_set, args.val_size, args.split_seed)
+            val_images = val_set.images
+        train_images = train_set.images
+        if args.overwrite and ctx.is_main:
+            for name in (CHECKPOINT_FILE, METRICS_FILE, FIGURE_FILE, EVAL_FILE):
+                (args.out / name).unlink(missing_ok=True)
         seed_everything(args.seed)
         model = _build_model(settings, splits.train.image_shape)
         if ctx.is_main:
@@ -211,15 +274,21 @@ def _train(args: argparse.Namespace) -> int:
             model, train_images, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta, seed=args.seed,
             kl=args.kl, progress=not args.no_progress, checkpoint=args.out / CHECKPOINT_FILE,
             checkpoint_every=args.checkpoint_every, compile=args.compile, bf16=args.bf16, dist=ctx,
+            val=val_images, patience=args.patience or None, min_delta=args.min_delta,
         )
         history = trainer.fit(resume=args.resume)
         if ctx.is_main:
-            metrics = {"settings": settings, "steps": trainer.step, "history": vars(history), "final": history.last()}
+            best = trainer.best_epoch if trainer.best_epoch is not None else history.epoch[-1]
+            final = {k: v[best - 1] for k, v in vars(history).items() if v}
+            metrics = {"settings": settings, "steps": trainer.step, "best_epoch": best, "stopped": trainer.stopped,
+                       "history": vars(history), "final": final}
             atomic_write_text(json.dumps(metrics, indent=2) + "\n", args.out / METRICS_FILE)
             with torch.no_grad():
                 _figure(model, splits.test.images, args.out / FIGURE_FILE, args.seed)
-            last = history.last()
-            print(f"epoch {last['epoch']}: elbo {last['elbo']:.3f}, rec {last['rec']:.3f}, kl {last['kl']:.3f} nats/image; wrote {args.out}")
+            why = "early-stopped" if trainer.stopped == "patience" else "reached --max-epochs"
+            val = f", validation elbo {final['val_elbo']:.3f}" if "val_elbo" in final else ""
+            print(f"{why} after epoch {history.epoch[-1]}; kept epoch {best}: elbo {final['elbo']:.3f}, rec {final['rec']:.3f}, "
+                  f"kl {final['kl']:.3f}{val} nats/image; wrote {args.out}")
     finally:
         shutdown()
     return 0
@@ -247,7 +316,8 @@ def _eval(args: argparse.Namespace) -> int:
     splits = _load_splits(settings["dataset"])
     test = splits.test.images[: args.limit] if args.limit else splits.test.images
     model = _build_model(settings, splits.test.image_shape)
-    model.load_state_dict(load(ckpt_file)["model"])
+    state = load(ckpt_file)
+    model.load_state_dict(state.get("best_state") or state["model"])  # the best-validation weights
     model.to(device).eval()
     generator = seed_everything(args.seed)
     num_dims = math.prod(splits.test.image_shape)
@@ -292,14 +362,67 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _records(args: argparse.Namespace) -> int:
+    from vaelib import records
+
+    if args.records_command == "verify":
+        paths = records.find(args.paths)
+        if not paths:
+            raise UsageError(f"no records under {', '.join(map(str, args.paths))}")
+        failed = 0
+        for path in paths:
+            ok, message = records.verify(path)
+            failed += not ok
+            print(("ok   " if ok else "FAIL ") + message, flush=True)
+        print(f"{len(paths) - failed} of {len(paths)} records verified")
+        return 1 if failed else 0
+    if args.records_command == "reproduce":
+        paths = records.find(args.paths)
+        if args.choose is not None:
+            try:
+                paths = [paths[int(args.choose, 16) % len(paths)]]
+            except ValueError:
+                raise UsageError(f"--choose expects a hexadecimal number, got {args.choose!r}") from None
+        elif len(paths) != 1:
+            raise UsageError(f"reproduce takes one record, got {len(paths)}; pass --choose HEX to pick one")
+        result = records.reproduce(paths[0])
+        rec, rep = result["recorded"], result["reproduced"]
+        print(f"{paths[0]}")
+        print(f"{'metric':>18} {'recorded':>20} {'reproduced':>20}")
+        for key in rec:
+            print(f"{key:>18} {rec[key]!s:>20} {rep.get(key)!s:>20}")
+        same = rec == rep
+        print("reproduced exactly" if same else "reproduced metrics differ from the recorded ones")
+        if args.json:
+            print(json.dumps(result))
+        return 0 if same else 1
+    specs = [records.Spec.from_dict(d) for d in json.loads(args.specs.read_text())]
+    try:
+        i, n = (int(t) for t in args.shard.split("/"))
+        assert 0 <= i < n
+    except (ValueError, AssertionError):
+        raise UsageError(f"--shard expects I/N with 0 <= I < N, got {args.shard!r}") from None
+    for k, spec in enumerate(specs):
+        if k % n != i or records.path_for(spec, args.root).exists():
+            continue
+        path = records.save(records.run(spec, device=args.device), args.root)
+        print(f"wrote {path}", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 failed run, 2 bad arguments)."""
+    """Run the command line; returns the exit status (0 ok, 1 failed run, 2 bad arguments, 130 interrupted)."""
+    from vaelib.trainer import TrainingInterrupted
+
     try:
         args = _parser().parse_args(argv)
-        return {"train": _train, "eval": _eval, "bench": _bench}[args.command](args)
+        return {"train": _train, "eval": _eval, "bench": _bench, "records": _records}[args.command](args)
     except UsageError as exc:
         print(f"vaelib: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:
+        print(f"vaelib: interrupted: {exc}; continue with --resume", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("vaelib: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from vaelib.data.types import ImageSet
+from vaelib.elbo import kl_diag_gaussians
 from vaelib.models import MLPVAE
 
 __all__ = ["History", "evaluate"]
@@ -14,13 +15,18 @@ __all__ = ["History", "evaluate"]
 
 @dataclass
 class History:
-    """Per-epoch means over examples (nats per image). ``loss`` is rec + beta * kl; ``elbo`` is -(rec + kl)."""
+    """Per-epoch means over examples (nats per image). ``loss`` is rec + beta * kl; ``elbo`` is -(rec + kl).
+
+    ``val_elbo`` is the ELBO of the validation images after each epoch (when the Trainer has them),
+    ``test_*`` the same figures on test images when they are given.
+    """
 
     epoch: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     elbo: list[float] = field(default_factory=list)
     rec: list[float] = field(default_factory=list)
     kl: list[float] = field(default_factory=list)
+    val_elbo: list[float] = field(default_factory=list)
     test_elbo: list[float] = field(default_factory=list)
     test_rec: list[float] = field(default_factory=list)
     test_kl: list[float] = field(default_factory=list)
@@ -35,17 +41,40 @@ def _images(data: ImageSet | torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: MLPVAE, data: ImageSet | torch.Tensor, *, batch_size: int = 1000) -> dict[str, float]:
-    """Mean ELBO, reconstruction NLL and KL per image, each with one posterior sample per image."""
+def evaluate(
+    model: MLPVAE,
+    data: ImageSet | torch.Tensor,
+    *,
+    batch_size: int = 1000,
+    generator: torch.Generator | None = None,
+    passes: int = 1,
+) -> dict[str, float]:
+    """Mean ELBO, reconstruction NLL and closed-form KL per image, Eq. (eq-elbo-bound).
+
+    Each of ``passes`` passes draws one posterior sample per image; the figures are averaged over
+    the passes. With a ``generator`` (a CPU generator) the draws come from it and leave the global
+    random stream untouched, so evaluating during training does not change the training run.
+    """
+    if passes < 1:
+        raise ValueError(f"evaluate: passes must be >= 1, got {passes}")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     images = _images(data).to(device)
     rec = kl = 0.0
-    for start in range(0, images.shape[0], batch_size):
-        terms = model.terms(images[start : start + batch_size])
-        rec += terms.rec.sum().item()
-        kl += terms.kl.sum().item()
+    for _ in range(passes):
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start : start + batch_size]
+            if generator is None:
+                terms = model.terms(x)
+                rec += terms.rec.sum().item()
+                kl += terms.kl.sum().item()
+                continue
+            mu, logvar = model.encode(x)
+            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(device)
+            z = mu + eps * torch.exp(0.5 * logvar)
+            rec += model.head.nll(model.decode(z), x).sum().item()
+            kl += kl_diag_gaussians(mu, logvar).sum().item()
     model.train(was_training)
-    n = images.shape[0]
+    n = images.shape[0] * passes
     return {"elbo": -(rec + kl) / n, "rec": rec / n, "kl": kl / n}

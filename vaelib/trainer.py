@@ -8,13 +8,22 @@ loop written out by hand. :func:`vaelib.train.train` is this Trainer with its de
 
 A checkpoint holds the model, the optimiser, both random states, the epoch's permutation, the
 position within the epoch and the running sums, so a run resumed from it continues the very same
-loss curve: on a CPU the resumed run and an uninterrupted one agree bit for bit.
+loss curve: on a CPU the resumed run and an uninterrupted one agree bit for bit. With a checkpoint
+path a checkpoint is written at the end of every epoch (so a SIGKILL loses at most the current
+epoch) and, on SIGINT or SIGTERM, at the next step before :class:`TrainingInterrupted` is raised.
+
+With validation images the Trainer early-stops: after every epoch it scores the validation ELBO
+with a fixed noise draw (a separate generator, so the training stream is untouched), keeps the
+weights of the best epoch, stops once ``patience`` epochs have passed without an improvement of more
+than ``min_delta`` nats, and leaves the model holding the best weights.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
@@ -31,12 +40,13 @@ from vaelib.elbo import kl_diag_gaussians, mc_kl
 from vaelib.models import MLPVAE
 from vaelib.history import History, evaluate
 
-__all__ = ["Trainer", "NonFiniteLossError", "VAEObjective", "CHECKPOINT_FORMAT"]
+__all__ = ["Trainer", "NonFiniteLossError", "TrainingInterrupted", "VAEObjective", "CHECKPOINT_FORMAT", "VAL_SEED"]
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+VAL_SEED = 1234  # seed of the noise of every validation evaluation (common random numbers across epochs)
 _TERMS = ("rec", "kl", "loss")
 # settings a resumed run must share with the run that wrote the checkpoint
-_RESUME_KEYS = ("batch_size", "lr", "beta", "kl", "seed", "num_train")
+_RESUME_KEYS = ("batch_size", "lr", "beta", "kl", "seed", "num_train", "num_val", "patience", "min_delta")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -52,6 +62,15 @@ class NonFiniteLossError(FloatingPointError):
         else:
             kept = f"the last good checkpoint (step {last_good_step}) is kept at {checkpoint}"
         super().__init__(f"non-finite {term} ({value}) at step {step} (epoch {epoch}); training stopped, {kept}")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT or SIGTERM after writing a checkpoint (when it has a path)."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None) -> None:
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        kept = f"checkpoint written to {checkpoint}" if checkpoint is not None else "no checkpoint was requested"
+        super().__init__(f"{signal.Signals(signum).name} at step {step}; {kept}")
 
 
 class VAEObjective(nn.Module):
@@ -102,9 +121,17 @@ class Trainer:
         data: training images (N, C, H, W).
         epochs, batch_size, lr, beta, seed, test, progress, kl: as in :func:`vaelib.train.train`.
             ``batch_size`` is the global batch: under ``torchrun`` each process takes its share.
+            With ``val``, ``epochs`` is the maximum number of epochs.
+        val: validation images for early stopping (never the test split); ``None`` trains ``epochs`` epochs.
+        patience: with ``val``, stop after this many epochs without a new best validation ELBO
+            (``None``: never stop early, but still keep and restore the best weights).
+        min_delta: an epoch is a new best when its validation ELBO exceeds the best by more than this.
         device: where to train; defaults to ``dist.device`` or :func:`vaelib.default_device`.
-        checkpoint: file to write checkpoints to (and to resume from); ``None`` writes none.
-        checkpoint_every: also write one every this many optimiser steps (0: only at the end).
+        checkpoint: file to write checkpoints to (and to resume from), at the end of every epoch;
+            ``None`` writes none.
+        checkpoint_every: also write one every this many optimiser steps (0: only at epoch ends).
+        handle_signals: on SIGINT or SIGTERM, checkpoint at the next step and raise
+            :class:`TrainingInterrupted` (only in the main thread).
         compile: wrap the objective in :func:`torch.compile`.
         bf16: run the encoder and decoder under bf16 autocast (meant for GPUs).
         guard_every: check for non-finite terms every this many steps; default 1 on a CPU (no cost)
@@ -138,6 +165,10 @@ class Trainer:
         dist: DistContext | None = None,
         on_step: Callable[[Trainer], None] | None = None,
         data_on_device: bool | None = None,
+        val: ImageSet | torch.Tensor | None = None,
+        patience: int | None = None,
+        min_delta: float = 0.0,
+        handle_signals: bool = True,
     ) -> None:
         checks = (
             ("epochs", epochs, isinstance(epochs, int) and epochs >= 1, "an int >= 1"),
@@ -147,12 +178,16 @@ class Trainer:
             ("kl", kl, kl in ("analytic", "mc"), "'analytic' or 'mc'"),
             ("checkpoint_every", checkpoint_every, isinstance(checkpoint_every, int) and checkpoint_every >= 0, "an int >= 0"),
             ("guard_every", guard_every, guard_every is None or (isinstance(guard_every, int) and guard_every >= 1), "None or an int >= 1"),
+            ("patience", patience, patience is None or (isinstance(patience, int) and patience >= 1), "None or an int >= 1"),
+            ("min_delta", min_delta, 0 <= min_delta < math.inf, "in [0, inf)"),
         )
         for name, value, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"Trainer: {name} must be {allowed}, got {value!r}")
         if checkpoint_every and checkpoint is None:
             raise ValueError("Trainer: checkpoint_every needs a checkpoint path")
+        if patience is not None and val is None:
+            raise ValueError("Trainer: patience needs validation images (val)")
         self.dist = dist if dist is not None else DistContext(device=torch.device(device) if device is not None else default_device())
         if device is not None and torch.device(device).type != self.dist.device.type:
             raise ValueError(f"Trainer: device {device!r} differs from the distributed context's {self.dist.device}")
@@ -165,13 +200,18 @@ class Trainer:
         self.guard_every = guard_every if guard_every is not None else (1 if self.device.type == "cpu" else 50)
         self.on_step = on_step
         self.model = model
-        self.train_data, self.test_data = data, test
+        self.train_data, self.test_data, self.val_data = data, test, val
+        self.patience, self.min_delta, self.handle_signals = patience, min_delta, handle_signals
         self._data_on_device = data_on_device
         self.optimizer: torch.optim.Optimizer | None = None
         self.history = History()
         self.step_loss: list[float] = []  # mean objective of every optimiser step, over the global batch
         self.step = 0
         self.last_checkpoint_step: int | None = None
+        self.best_epoch: int | None = None
+        self.best_val = -math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stopped: str | None = None  # "patience" or "max_epochs" once training has ended
 
     # ----------------------------------------------------------------- setup
     def _place(self, images: torch.Tensor) -> torch.Tensor:
@@ -187,6 +227,8 @@ class Trainer:
         return {
             "batch_size": self.batch_size, "lr": self.lr, "beta": self.beta, "kl": self.kl, "seed": self.seed,
             "num_train": self.n, "epochs": self.epochs, "world_size": self.dist.world_size,
+            "num_val": None if self.val_data is None else int(_images(self.val_data).shape[0]),
+            "patience": self.patience, "min_delta": self.min_delta,
         }
 
     def _build_forward(self) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
@@ -216,6 +258,10 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": rng,
+            "best_epoch": self.best_epoch,
+            "best_val": self.best_val,
+            "best_state": self.best_state,
+            "stopped": self.stopped,
         }
 
     def save_checkpoint(self) -> None:
@@ -248,6 +294,8 @@ class Trainer:
         self.history = History(**{k: list(v) for k, v in state["history"].items()})
         self.step_loss = list(state["step_loss"])
         self.last_checkpoint_step = self.step
+        self.best_epoch, self.best_val = state["best_epoch"], float(state["best_val"])
+        self.best_state, self.stopped = state["best_state"], state["stopped"]
 
     # ----------------------------------------------------------------- guard
     def _flush(self) -> None:
@@ -312,6 +360,12 @@ class Trainer:
         h.kl.append(kl_mean)
         h.loss.append(objective)
         h.elbo.append(-(rec + kl_mean))
+        if self.val_data is not None:
+            val = evaluate(self.model, self.val_data, generator=torch.Generator().manual_seed(VAL_SEED))["elbo"]
+            h.val_elbo.append(val)
+            if self.best_epoch is None or val > self.best_val + self.min_delta:
+                self.best_epoch, self.best_val = self.epoch, val
+                self.best_state = {k: t.detach().cpu().clone() for k, t in self.model.state_dict().items()}
         if self.test_data is not None:
             scores = evaluate(self.model, self.test_data)
             h.test_elbo.append(scores["elbo"])
@@ -323,13 +377,42 @@ class Trainer:
         self.pos = 0
         self.order = None
         self.sums.zero_()
+        if self.patience is not None and self.epoch - 1 - self.best_epoch >= self.patience:
+            self.stopped = "patience"
+        elif self.epoch > self.epochs:
+            self.stopped = "max_epochs"
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signal = signum
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """Route SIGINT and SIGTERM to a flag checked after every step (main thread only)."""
+        self._signal: int | None = None
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _check_signal(self) -> None:
+        if self._signal is not None:
+            self.save_checkpoint()
+            raise TrainingInterrupted(self._signal, self.step, self.checkpoint_path)
 
     def fit(self, resume: bool = False) -> History:
-        """Train to ``epochs`` epochs and return the per-epoch :class:`vaelib.history.History`.
+        """Train to ``epochs`` epochs, or until early stopping, and return the per-epoch :class:`vaelib.history.History`.
 
         With ``resume=True`` the run continues from ``checkpoint`` (which must exist); a run that
-        already reached ``epochs`` returns at once, and a larger ``epochs`` extends it.
-        Raises :class:`NonFiniteLossError` when a term becomes NaN or infinite.
+        already ended returns at once, except that a run stopped at ``epochs`` is extended by a
+        larger ``epochs``. With validation images the model is left holding the weights of the
+        best validation epoch (:attr:`best_epoch`).
+        Raises :class:`NonFiniteLossError` when a term becomes NaN or infinite, and
+        :class:`TrainingInterrupted` on SIGINT or SIGTERM.
         """
         if resume and self.checkpoint_path is None:
             raise ValueError("Trainer.fit: resume=True needs a checkpoint path")
@@ -342,6 +425,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.history, self.step_loss, self.step, self.last_checkpoint_step = History(), [], 0, None
         self.epoch, self.pos, self.order = 1, 0, None
+        self.best_epoch, self.best_val, self.best_state, self.stopped = None, -math.inf, None, None
         self.sums = torch.zeros(3, dtype=torch.float64, device=self.device)
         self._pending: list[tuple[int, int, torch.Tensor]] = []
         if resume:
@@ -349,21 +433,31 @@ class Trainer:
                 ckpt.remove_stale_temps(self.checkpoint_path)
             barrier(self.dist)
             self._restore(self.checkpoint_path)
+            if self.stopped == "max_epochs" and self.epoch <= self.epochs:
+                self.stopped = None  # a larger epochs extends a run that ended at its maximum
         forward = self._build_forward()
         bar = tqdm(total=self.epochs, initial=min(self.epoch - 1, self.epochs), desc="train", unit="epoch", disable=not self.progress)
         try:
-            while self.epoch <= self.epochs:
-                if self.order is None:
-                    order = torch.randperm(self.n, generator=self.generator)
-                    self.order = order.to(self.device) if self._resident else order
-                for batch, count in self._batches(images):
-                    self._train_step(forward, batch, count)
-                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                        self.save_checkpoint()
-                    if self.on_step is not None:
-                        self.on_step(self)
-                self._end_epoch(bar)
-            self.save_checkpoint()
+            with self._signals():
+                while self.epoch <= self.epochs and self.stopped is None:
+                    if self.order is None:
+                        order = torch.randperm(self.n, generator=self.generator)
+                        self.order = order.to(self.device) if self._resident else order
+                    for batch, count in self._batches(images):
+                        self._train_step(forward, batch, count)
+                        if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                            self.save_checkpoint()
+                        if self.on_step is not None:
+                            self.on_step(self)
+                        self._check_signal()
+                    self._end_epoch(bar)
+                    self.save_checkpoint()
+                    self._check_signal()
+                if self.stopped is None:
+                    self.stopped = "max_epochs"
+                    self.save_checkpoint()
         finally:
             bar.close()
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
         return self.history

@@ -12,6 +12,7 @@ from vaelib.data.cifar import load_cifar10
 from vaelib.data.download import ChecksumError, DownloadError, default_cache_dir, fetch, verify_sha256
 from vaelib.data.embedded import load_mnist_5k, mnist_5k_path
 from vaelib.data.mnist import load_fashion_mnist, load_mnist, read_idx
+from vaelib.data.transforms import holdout
 from vaelib.data.types import ImageSet, Splits
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Splits",
     "load",
     "names",
+    "holdout",
     "load_mnist_5k",
     "mnist_5k_path",
     "load_mnist",

@@ -1,0 +1,114 @@
+"""Run records: the spec and its id, a run written, read back, verified and reproduced; edited,
+stale and missing records are caught."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaelib import cli, records
+from vaelib.records import RecordError, RecordMissing, Spec
+
+TINY = dict(chapter="test", likelihood="bernoulli", hidden=(16,), latent_dim=2, max_epochs=4, patience=2,
+            val_size=500, iwae_k=3, probes=("latent", "reconstruction"))
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("records")
+    record = records.run(Spec(**TINY), device="cpu")
+    return records.save(record, root), record
+
+
+def test_spec_id_is_stable_and_covers_every_field() -> None:
+    spec = Spec(**TINY)
+    assert spec.id == Spec(**TINY).id == Spec.from_dict(json.loads(json.dumps(spec.to_dict()))).id
+    assert len(spec.id) == 12
+    changed = {spec.replace(seed=1).id, spec.replace(beta=2.0).id, spec.replace(hidden=(8,)).id,
+               spec.replace(likelihood="gaussian", likelihood_args={"sigma": 0.1}).id, spec.replace(max_epochs=5).id,
+               spec.replace(transform="binarize", transform_args={"threshold": 0.5}).id, spec.replace(lr=2e-3).id}
+    assert spec.id not in changed and len(changed) == 7
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"likelihood": "nope"}, "likelihood must be one of"),
+    ({"beta": -1.0}, "beta must be in"),
+    ({"seed": -1}, "seed must be an int >= 0"),
+    ({"max_epochs": 0}, "max_epochs must be an int >= 1"),
+    ({"probes": ("nope",)}, "probes must be names from"),
+    ({"transform": "blur"}, "transform must be None or one of"),
+    ({"likelihood": "gaussian", "likelihood_args": {"sigma": -1.0}}, "likelihood 'gaussian'"),
+])
+def test_bad_specs_are_refused_by_name(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Spec(**{**TINY, **change})
+
+
+def test_record_contents(stored: tuple[Path, dict]) -> None:
+    path, record = stored
+    assert path.parent.name == "test" and path.name == f"{record['id']}.json"
+    m = record["metrics"]
+    assert m["stopped"] in ("patience", "max_epochs") and 1 <= m["best_epoch"] <= m["epochs_run"] <= 4
+    assert m["best_val_elbo"] == max(record["history"]["val_elbo"])
+    assert m["test_iwae_3"] >= m["test_elbo"] - 1.0  # the IWAE bound is at least the ELBO (up to noise)
+    assert set(record["history"]) >= {"epoch", "loss", "rec", "kl", "val_elbo"}
+    assert set(record["probes"]) == {"latent", "reconstruction"}
+    env = record["environment"]
+    assert env["device"] == "cpu" and env["threads"] == 1 and env["torch"] == torch.__version__
+    shown = records.images(record, "samples")
+    assert shown.shape == (10, 1, 28, 28) and 0 <= shown.min() and shown.max() <= 1
+
+
+def test_load_verify_and_reproduce_exactly(stored: tuple[Path, dict]) -> None:
+    path, record = stored
+    assert records.load(path) == record
+    ok, message = records.verify(path)
+    assert ok, message
+    result = records.reproduce(path)
+    assert result["reproduced"] == result["recorded"] == record["metrics"]
+
+
+def test_edited_and_stale_records_fail(stored: tuple[Path, dict], tmp_path: Path) -> None:
+    path, record = stored
+    edited = json.loads(path.read_text())
+    edited["metrics"]["test_elbo"] += 1.0  # edited by hand
+    bad = tmp_path / "test" / path.name
+    bad.parent.mkdir()
+    bad.write_text(json.dumps(edited))
+    with pytest.raises(RecordError, match="digest mismatch"):
+        records.load(bad)
+    assert not records.verify(bad)[0]
+    # a record whose digest was recomputed but whose first epoch was not made from its spec
+    stale = json.loads(path.read_text())
+    stale["history"]["rec"][0] *= 1.001
+    stale["digest"] = records._digest(stale)
+    bad.write_text(json.dumps(stale))
+    ok, message = records.verify(bad)
+    assert not ok and "first epoch differs: rec" in message
+    # a record filed under another spec's name
+    other = tmp_path / "test" / "000000000000.json"
+    other.write_text(path.read_text())
+    with pytest.raises(RecordError, match="do not match"):
+        records.load(other)
+
+
+def test_sweep_reads_trains_and_names_the_command(tmp_path: Path, stored: tuple[Path, dict]) -> None:
+    spec = Spec(**{**TINY, "max_epochs": 2})
+    with pytest.raises(RecordMissing, match="VAELIB_RECORDS=train"):
+        records.sweep([spec], tmp_path)
+    made = records.sweep([spec], tmp_path, mode="train")
+    assert records.sweep([spec], tmp_path) == made
+    with pytest.raises(FileExistsError, match="already holds a record"):
+        records.save(made[0], tmp_path)
+
+
+def test_cli_verify_and_reproduce(stored: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+    path, record = stored
+    assert cli.main(["records", "verify", str(path.parent)]) == 0
+    assert "1 of 1 records verified" in capsys.readouterr().out
+    assert cli.main(["records", "reproduce", str(path.parent), "--choose", "abc123", "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(last) == {"recorded": record["metrics"], "reproduced": record["metrics"]}

@@ -1,0 +1,212 @@
+"""Measurements taken on a trained model when its run record is made (``vaelib.records``).
+
+A record stores numbers, not weights, so everything a chapter reports about a trained model is
+measured here, by name, at the end of the run, on the best-validation weights. Each probe is a
+function ``probe(ctx) -> dict`` of a :class:`ProbeContext`; :data:`PROBES` maps the names a spec's
+``probes`` field may list to them. All of them are deterministic on a CPU: their noise comes from
+generators with fixed seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from vaelib.data.types import ImageSet
+from vaelib.elbo import kl_diag_gaussians, mc_kl
+from vaelib.likelihoods import cb_log_normalizer
+from vaelib.metrics import active_units, prior_hole_kl
+from vaelib.models import MLPVAE
+
+__all__ = ["ProbeContext", "PROBES", "names", "measure"]
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe may look at: the trained model and the data of its spec.
+
+    ``test`` is the test split as the model saw it (after the spec's transform); ``clean_test``
+    is the same images before the transform, in [0, 1]; ``scale`` is the factor the transform
+    multiplied the pixels by (1 unless the transform is ``scale``).
+    """
+
+    model: MLPVAE
+    train: ImageSet
+    test: ImageSet
+    clean_test: ImageSet
+    scale: float
+
+
+def _latent(ctx: ProbeContext) -> dict[str, Any]:
+    """Per-dimension KL (test mean), variance of the posterior mean per dimension, and the spread of
+    the reconstructions relative to that of the data (1: as varied as the digits, 0: one image)."""
+    x = ctx.test.images
+    mu, logvar = ctx.model.encode(x)
+    per_dim = [kl_diag_gaussians(mu[:, k : k + 1], logvar[:, k : k + 1]).mean().item() for k in range(mu.shape[1])]
+    recon = ctx.model.reconstruct(x)
+    return {
+        "kl_per_dim": per_dim,
+        "mean_variance_per_dim": mu.var(0).tolist(),
+        "reconstruction_spread": float(recon.std(0).mean() / x.std(0).mean()),
+    }
+
+
+def _elbo_estimators(ctx: ProbeContext, draws: int = 64, seed: int = 2024) -> dict[str, Any]:
+    """Single-sample ELBO estimates with the Monte Carlo KL, Eq. (eq-elbo-mc), against the closed form,
+    on common noise: mean difference (its expectation is zero), its standard error, and the mean
+    per-image variance of each estimator over ``draws`` draws."""
+    x = ctx.test.images
+    g = torch.Generator().manual_seed(seed)
+    mu, logvar = ctx.model.encode(x)
+    est_mc, est_an = [], []
+    for _ in range(draws):
+        z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
+        rec = ctx.model.head.nll(ctx.model.decode(z), x)
+        est_mc.append(-(rec + mc_kl(z, mu, logvar)))
+        est_an.append(-(rec + kl_diag_gaussians(mu, logvar)))
+    mc, an = torch.stack(est_mc).double(), torch.stack(est_an).double()
+    diff = mc - an
+    return {
+        "draws": int(diff.numel()),
+        "mean_difference": diff.mean().item(),
+        "standard_error": (diff.var(0).mean() / diff.numel()).sqrt().item(),
+        "variance_mc": mc.var(0).mean().item(),
+        "variance_analytic": an.var(0).mean().item(),
+    }
+
+
+def encoder_gradient_variance(model: MLPVAE, x: torch.Tensor, draws: int = 48, boot: int = 400, seed: int = 99) -> dict[str, float]:
+    """Total variance of the encoder's minibatch gradient under the Monte Carlo and the closed-form KL
+    (common noise), their ratio and a 95% bootstrap interval of the ratio."""
+    params = [p for name, p in model.named_parameters() if name.startswith("encoder.")]
+    grads: dict[str, list[torch.Tensor]] = {"analytic": [], "mc": []}
+    g = torch.Generator().manual_seed(seed)
+    with torch.enable_grad():
+        for _ in range(draws):
+            mu, logvar = model.encode(x)
+            z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
+            rec = model.head.nll(model.decode(z), x)
+            for kind, kl_term in (("analytic", kl_diag_gaussians(mu, logvar)), ("mc", mc_kl(z, mu, logvar))):
+                grad = torch.autograd.grad((rec + kl_term).mean(), params, retain_graph=True)
+                grads[kind].append(torch.cat([t.flatten() for t in grad]).double())
+    grams = {kind: torch.stack(v) @ torch.stack(v).T for kind, v in grads.items()}
+
+    def total_variance(gram: torch.Tensor, idx: torch.Tensor) -> float:
+        n = len(idx)
+        return ((gram[idx, idx].sum() - gram[idx][:, idx].sum() / n) / (n - 1)).item()
+
+    full = torch.arange(draws)
+    gb = torch.Generator().manual_seed(seed + 1)
+    ratios = []
+    for _ in range(boot):
+        idx = torch.randint(draws, (draws,), generator=gb)
+        ratios.append(total_variance(grams["mc"], idx) / total_variance(grams["analytic"], idx))
+    lo, hi = torch.tensor(ratios, dtype=torch.float64).quantile(torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    analytic, mc = total_variance(grams["analytic"], full), total_variance(grams["mc"], full)
+    return {"analytic": analytic, "mc": mc, "ratio": mc / analytic, "ratio_low": lo, "ratio_high": hi}
+
+
+def _encoder_gradients(ctx: ProbeContext) -> dict[str, float]:
+    return encoder_gradient_variance(ctx.model, ctx.test.images[:128])
+
+
+def _prior_hole(ctx: ProbeContext) -> dict[str, float]:
+    """KL(p(z) || qbar(z)) on the test posteriors (:func:`vaelib.metrics.prior_hole_kl`)."""
+    return {"kl": prior_hole_kl(ctx.model, ctx.test.images, generator=torch.Generator().manual_seed(3))}
+
+
+def _reconstruction(ctx: ProbeContext) -> dict[str, Any]:
+    """Reconstructions (decoder mean at the posterior mean) against the clean test images, in [0, 1] units.
+
+    ``sse`` is the squared error summed over pixels (mean over images), ``mse``/``mae`` per pixel,
+    ``background`` the mean reconstruction where the clean image is exactly 0, ``beyond_one`` the
+    fraction of pixels whose reconstruction is more than 1 from the (transformed) input; ``calibration``
+    groups pixels by reconstruction into ten bins of [0, 1] and gives the mean reconstruction and the
+    mean clean pixel in each; ``histogram`` counts reconstructions in 50 bins of [0, 1].
+    """
+    recon = ctx.model.reconstruct(ctx.test.images) / ctx.scale
+    clean = ctx.clean_test.images
+    err = recon - clean
+    edges = torch.linspace(0, 1, 11)
+    group = torch.bucketize(recon.flatten(), edges[1:-1])
+    pred, true = [], []
+    for b in range(10):
+        inside = group == b
+        pred.append(recon.flatten()[inside].mean().item() if inside.any() else math.nan)
+        true.append(clean.flatten()[inside].mean().item() if inside.any() else math.nan)
+    return {
+        "sse": (err**2).flatten(1).sum(1).mean().item(),
+        "mse": (err**2).mean().item(),
+        "mae": err.abs().mean().item(),
+        "background": recon[clean == 0].mean().item(),
+        "beyond_one": ((recon - ctx.test.images / ctx.scale).abs() > 1).float().mean().item(),
+        "min": recon.min().item(),
+        "max": recon.max().item(),
+        "calibration": {"reconstruction": pred, "data": true},
+        "histogram": torch.histc(recon.clamp(0, 1), bins=50, min=0, max=1).tolist(),
+    }
+
+
+def _bernoulli_terms(ctx: ProbeContext, draws: int = 8, seed: int = 5) -> dict[str, Any]:
+    """For a Bernoulli head on grey-level images, Eq. (eq-bern-integral): per test image, the
+    reconstruction term, the KL and the missing log-normaliser sum_j log C(l_j) under ``draws``
+    posterior draws, against the entropy sum_j H(x_j) of the image; and the logits at the posterior mean."""
+    x = ctx.test.images
+    g = torch.Generator().manual_seed(seed)
+    mu, logvar = ctx.model.encode(x)
+    kl = kl_diag_gaussians(mu, logvar).double()
+    rec = torch.zeros(x.shape[0], dtype=torch.float64)
+    log_c = torch.zeros_like(rec)
+    for _ in range(draws):
+        z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
+        logits = ctx.model.decode(z)
+        rec += ctx.model.head.nll(logits, x).double() / draws
+        log_c += cb_log_normalizer(logits.double()).flatten(1).sum(1) / draws
+    x64 = x.double()
+    entropy = (torch.special.entr(x64) + torch.special.entr(1 - x64)).flatten(1).sum(1)
+    elbo = -(rec + kl)
+    logits_mean = ctx.model.decode(mu)
+    d_log2 = x[0].numel() * math.log(2.0)
+    return {
+        "rec": rec.mean().item(),
+        "kl": kl.mean().item(),
+        "elbo": elbo.mean().item(),
+        "entropy": entropy.mean().item(),
+        "log_c": log_c.mean().item(),
+        "entropy_share_min": (entropy / rec).min().item(),
+        "entropy_share_max": (entropy / rec).max().item(),
+        "elbo_below_minus_entropy_everywhere": bool((elbo <= -entropy).all()),
+        "log_c_above_d_log2_everywhere": bool((log_c >= d_log2).all()),
+        "logit_min": logits_mean.min().item(),
+        "logit_max": logits_mean.max().item(),
+        "logit_median_background": logits_mean[x == 0].median().item(),
+        "log_c_at_posterior_mean": cb_log_normalizer(logits_mean.double()).flatten(1).sum(1).mean().item(),
+    }
+
+
+PROBES: dict[str, Callable[[ProbeContext], dict[str, Any]]] = {
+    "latent": _latent,
+    "elbo_estimators": _elbo_estimators,
+    "encoder_gradients": _encoder_gradients,
+    "prior_hole": _prior_hole,
+    "reconstruction": _reconstruction,
+    "bernoulli_terms": _bernoulli_terms,
+}
+
+
+def names() -> list[str]:
+    """The probe names a spec may list."""
+    return list(PROBES)
+
+
+@torch.no_grad()
+def measure(names_: tuple[str, ...], ctx: ProbeContext) -> dict[str, Any]:
+    """Run the probes ``names_`` on ``ctx`` and return ``{name: result}``."""
+    unknown = [n for n in names_ if n not in PROBES]
+    if unknown:
+        raise ValueError(f"unknown probe(s) {unknown}; choose from {', '.join(PROBES)}")
+    ctx.model.eval()
+    return {name: PROBES[name](ctx) for name in names_}
