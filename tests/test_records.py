@@ -4,6 +4,7 @@ stale and missing records are caught."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,27 @@ def test_cli_verify_and_reproduce(stored: tuple[Path, dict], capsys: pytest.Capt
     assert cli.main(["records", "reproduce", str(path.parent), "--choose", "abc123", "--json"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last) == {"recorded": record["metrics"], "reproduced": record["metrics"]}
+
+
+def test_a_diverged_run_is_recorded_at_its_best_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    build = records._model
+
+    def model_that_diverges_in_epoch_3(spec: Spec, image_shape: tuple[int, int, int]) -> torch.nn.Module:
+        model = build(spec, image_shape)
+        nll, calls = model.head.nll, {"n": 0}
+
+        def poisoned(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            if torch.is_grad_enabled():  # a training step, not an evaluation
+                calls["n"] += 1
+                if calls["n"] == 2 * 28 + 5:  # 28 steps an epoch
+                    return nll(params, x) * float("inf")
+            return nll(params, x)
+
+        model.head.nll = poisoned
+        return model
+
+    monkeypatch.setattr(records, "_model", model_that_diverges_in_epoch_3)
+    record = records.run(Spec(**{**TINY, "patience": 5}), device="cpu")
+    m = record["metrics"]
+    assert m["stopped"] == "non-finite loss" and "non-finite rec" in m["failure"] and "epoch 3" in m["failure"]
+    assert m["epochs_run"] == 2 and m["best_epoch"] in (1, 2) and math.isfinite(m["test_elbo"])

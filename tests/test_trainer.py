@@ -209,3 +209,15 @@ def test_validation_does_not_change_the_training_stream(digits: data.Splits) -> 
 def test_patience_needs_validation() -> None:
     with pytest.raises(ValueError, match="patience needs validation"):
         Trainer(_model(), torch.zeros(4, 1, 28, 28), patience=2)
+
+
+def test_a_beta_weighted_run_is_selected_on_its_own_objective(digits: data.Splits) -> None:
+    train_set, val_set = data.holdout(data.ImageSet(digits.train.images[:400], digits.train.labels[:400], "d"), 100, seed=1)
+    trainer = Trainer(_model(), train_set, val=val_set, epochs=8, batch_size=50, beta=30.0, seed=0, progress=False, device="cpu")
+    h = trainer.fit()
+    assert trainer.best_epoch == 1 + min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
+    assert trainer.best_objective == -h.val_loss[trainer.best_epoch - 1]
+    assert trainer.best_val == h.val_elbo[trainer.best_epoch - 1]
+    plain = Trainer(_model(), train_set, val=val_set, epochs=2, batch_size=50, seed=0, progress=False, device="cpu")
+    hp = plain.fit()
+    assert hp.val_loss == [-v for v in hp.val_elbo]  # beta = 1: the objective is the ELBO

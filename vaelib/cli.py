@@ -2,7 +2,8 @@
 trainer, and verify or reproduce the book's run records.
 
 ``train`` holds out a seeded validation split of the training images (``--val-size``) and early-stops
-on its ELBO (``--patience``, at most ``--max-epochs``); the best-validation weights are the run's result.
+on its value of the training objective (the ELBO when ``--beta`` is 1; ``--patience``, at most
+``--max-epochs``); the best-validation weights are the run's result.
 A run directory (``--out``) holds ``run.json`` (the model's settings), ``checkpoint.pt`` (the full
 training state, loadable with ``torch.load(..., weights_only=True)``, written at the end of every
 epoch), ``metrics.json`` (the per-epoch history), ``samples.png`` (reconstructions and samples) and,
@@ -94,7 +95,7 @@ def _parser() -> _Parser:
     train.add_argument("--max-epochs", "--epochs", dest="epochs", type=_positive_int, default=300,
                        help="the most epochs to train (early stopping usually ends sooner)")
     train.add_argument("--patience", type=_non_negative_int, default=10,
-                       help="stop after this many epochs without a better validation ELBO (0: train --max-epochs)")
+                       help="stop after this many epochs without a better validation objective (0: train --max-epochs)")
     train.add_argument("--min-delta", type=float, default=0.0, help="nats by which a validation ELBO must beat the best")
     train.add_argument("--val-size", type=_non_negative_int, default=500,
                        help="training images held out (seeded by --split-seed) to select the epoch; 0: none")

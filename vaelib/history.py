@@ -17,8 +17,9 @@ __all__ = ["History", "evaluate"]
 class History:
     """Per-epoch means over examples (nats per image). ``loss`` is rec + beta * kl; ``elbo`` is -(rec + kl).
 
-    ``val_elbo`` is the ELBO of the validation images after each epoch (when the Trainer has them),
-    ``test_*`` the same figures on test images when they are given.
+    ``val_elbo`` is the ELBO of the validation images after each epoch (when the Trainer has them) and
+    ``val_loss`` their rec + beta * kl, the objective that selects the best epoch (-``val_elbo`` when
+    beta = 1); ``test_*`` are the figures on test images when they are given.
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -27,6 +28,7 @@ class History:
     rec: list[float] = field(default_factory=list)
     kl: list[float] = field(default_factory=list)
     val_elbo: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
     test_elbo: list[float] = field(default_factory=list)
     test_rec: list[float] = field(default_factory=list)
     test_kl: list[float] = field(default_factory=list)
@@ -48,8 +50,9 @@ def evaluate(
     batch_size: int = 1000,
     generator: torch.Generator | None = None,
     passes: int = 1,
+    beta: float = 1.0,
 ) -> dict[str, float]:
-    """Mean ELBO, reconstruction NLL and closed-form KL per image, Eq. (eq-elbo-bound).
+    """Mean ELBO, reconstruction NLL, closed-form KL and loss rec + beta * kl per image, Eq. (eq-elbo-bound).
 
     Each of ``passes`` passes draws one posterior sample per image; the figures are averaged over
     the passes. With a ``generator`` (a CPU generator) the draws come from it and leave the global
@@ -77,4 +80,4 @@ def evaluate(
             kl += kl_diag_gaussians(mu, logvar).sum().item()
     model.train(was_training)
     n = images.shape[0] * passes
-    return {"elbo": -(rec + kl) / n, "rec": rec / n, "kl": kl / n}
+    return {"elbo": -(rec + kl) / n, "rec": rec / n, "kl": kl / n, "loss": (rec + beta * kl) / n}

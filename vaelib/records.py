@@ -4,11 +4,13 @@ A :class:`Spec` names everything a trained model depends on (data, split and tra
 likelihood and its arguments; beta, KL estimator, optimiser, learning rate and batch size; seed,
 maximum number of epochs and patience) and the measurements to take on it (``probes``, see
 :mod:`vaelib.probes`). Its :attr:`Spec.id` is a hash of all of that. :func:`run` trains the spec
-through :class:`vaelib.trainer.Trainer`, early-stopped on the validation ELBO of a fixed hold-out of
-the training split (the test split selects nothing), and returns the record:
+through :class:`vaelib.trainer.Trainer`, early-stopped on a fixed hold-out of the training split
+(the test split selects nothing) by the validation value of the objective it trains (the ELBO when
+beta = 1), and returns the record:
 
 * ``spec``; ``history`` (per epoch: the training loss terms and ``val_elbo``);
-* ``metrics`` on the best-validation weights: ``best_epoch``, ``epochs_run``, ``stopped``,
+* ``metrics`` on the best-validation weights: ``best_epoch``, ``epochs_run``, ``stopped`` (``patience``,
+  ``max_epochs``, or ``non-finite loss`` for a run that diverged, with the error in ``failure``),
   test ELBO (and its rec and KL terms), train ELBO, the IWAE-k bound, RMSE, active units, FID if asked;
 * ``probes``; ten test reconstructions and ten prior samples as 8-bit images;
 * ``environment`` (vaelib, torch and Python versions, device, dtype, threads) and the wall time;
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
 import torch
+
+from vaelib.trainer import NonFiniteLossError
 
 __all__ = [
     "Spec", "RecordError", "RecordMissing", "run", "save", "load", "path_for", "default_root", "sweep",
@@ -278,9 +282,18 @@ def run(spec: Spec, *, device: torch.device | str | None = None, progress: bool 
     with _threads(dev):
         start = time.perf_counter()
         trainer = _trainer(spec, d, dev, spec.max_epochs, progress)
-        history = trainer.fit()
+        try:
+            history, failure = trainer.fit(), None
+        except NonFiniteLossError as exc:  # a diverged run: it ends, like an early stop, at its best epoch so far
+            history, failure = trainer.history, str(exc)
+            trainer.stopped = "non-finite loss"
+            if trainer.best_state is None:
+                raise
+            trainer.model.load_state_dict(trainer.best_state)
         env = _environment(dev)
         metrics, probed, shown = _metrics(spec, d, trainer)
+        if failure is not None:
+            metrics["failure"] = failure
         wall = time.perf_counter() - start
     record = {
         "format": FORMAT, "id": spec.id, "spec": spec.to_dict(),

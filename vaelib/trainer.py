@@ -12,10 +12,13 @@ loss curve: on a CPU the resumed run and an uninterrupted one agree bit for bit.
 path a checkpoint is written at the end of every epoch (so a SIGKILL loses at most the current
 epoch) and, on SIGINT or SIGTERM, at the next step before :class:`TrainingInterrupted` is raised.
 
-With validation images the Trainer early-stops: after every epoch it scores the validation ELBO
+With validation images the Trainer early-stops: after every epoch it scores the validation images
 with a fixed noise draw (a separate generator, so the training stream is untouched), keeps the
-weights of the best epoch, stops once ``patience`` epochs have passed without an improvement of more
-than ``min_delta`` nats, and leaves the model holding the best weights.
+weights of the epoch with the best validation objective, stops once ``patience`` epochs have passed
+without an improvement of more than ``min_delta`` nats, and leaves the model holding the best
+weights. The validation objective is the one being trained, -(rec + beta * kl), Eq. (eq-elbo-beta):
+the ELBO when beta = 1. A beta-weighted run is thus selected on its own objective, not on an ELBO
+it does not optimise. ``History.val_elbo`` records the validation ELBO either way.
 """
 
 from __future__ import annotations
@@ -123,9 +126,9 @@ class Trainer:
             ``batch_size`` is the global batch: under ``torchrun`` each process takes its share.
             With ``val``, ``epochs`` is the maximum number of epochs.
         val: validation images for early stopping (never the test split); ``None`` trains ``epochs`` epochs.
-        patience: with ``val``, stop after this many epochs without a new best validation ELBO
+        patience: with ``val``, stop after this many epochs without a new best validation objective
             (``None``: never stop early, but still keep and restore the best weights).
-        min_delta: an epoch is a new best when its validation ELBO exceeds the best by more than this.
+        min_delta: an epoch is a new best when its validation objective exceeds the best by more than this.
         device: where to train; defaults to ``dist.device`` or :func:`vaelib.default_device`.
         checkpoint: file to write checkpoints to (and to resume from), at the end of every epoch;
             ``None`` writes none.
@@ -209,7 +212,8 @@ class Trainer:
         self.step = 0
         self.last_checkpoint_step: int | None = None
         self.best_epoch: int | None = None
-        self.best_val = -math.inf
+        self.best_val = -math.inf  # validation ELBO of the best epoch
+        self.best_objective = -math.inf  # validation -(rec + beta * kl) of the best epoch: what selects it
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stopped: str | None = None  # "patience" or "max_epochs" once training has ended
 
@@ -260,6 +264,7 @@ class Trainer:
             "rng": rng,
             "best_epoch": self.best_epoch,
             "best_val": self.best_val,
+            "best_objective": self.best_objective,
             "best_state": self.best_state,
             "stopped": self.stopped,
         }
@@ -295,6 +300,7 @@ class Trainer:
         self.step_loss = list(state["step_loss"])
         self.last_checkpoint_step = self.step
         self.best_epoch, self.best_val = state["best_epoch"], float(state["best_val"])
+        self.best_objective = float(state["best_objective"])
         self.best_state, self.stopped = state["best_state"], state["stopped"]
 
     # ----------------------------------------------------------------- guard
@@ -361,10 +367,11 @@ class Trainer:
         h.loss.append(objective)
         h.elbo.append(-(rec + kl_mean))
         if self.val_data is not None:
-            val = evaluate(self.model, self.val_data, generator=torch.Generator().manual_seed(VAL_SEED))["elbo"]
-            h.val_elbo.append(val)
-            if self.best_epoch is None or val > self.best_val + self.min_delta:
-                self.best_epoch, self.best_val = self.epoch, val
+            scores = evaluate(self.model, self.val_data, generator=torch.Generator().manual_seed(VAL_SEED), beta=self.beta)
+            h.val_elbo.append(scores["elbo"])
+            h.val_loss.append(scores["loss"])
+            if self.best_epoch is None or -scores["loss"] > self.best_objective + self.min_delta:
+                self.best_epoch, self.best_val, self.best_objective = self.epoch, scores["elbo"], -scores["loss"]
                 self.best_state = {k: t.detach().cpu().clone() for k, t in self.model.state_dict().items()}
         if self.test_data is not None:
             scores = evaluate(self.model, self.test_data)
@@ -425,7 +432,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.history, self.step_loss, self.step, self.last_checkpoint_step = History(), [], 0, None
         self.epoch, self.pos, self.order = 1, 0, None
-        self.best_epoch, self.best_val, self.best_state, self.stopped = None, -math.inf, None, None
+        self.best_epoch, self.best_val, self.best_objective, self.best_state, self.stopped = None, -math.inf, -math.inf, None, None
         self.sums = torch.zeros(3, dtype=torch.float64, device=self.device)
         self._pending: list[tuple[int, int, torch.Tensor]] = []
         if resume:
