@@ -3,6 +3,8 @@
 The Inception network of the usual FID is trained on natural photographs and must be downloaded;
 for 28 x 28 digits a classifier trained on the digits themselves is the customary substitute. It is
 trained once on the embedded training split and cached (atomically) in the data cache directory.
+It is trained on one CPU thread, so its weights, and with them the Frechet distance of a given set of
+samples, are the same whatever the thread count of the process that trains it.
 """
 
 from __future__ import annotations
@@ -49,7 +51,20 @@ class DigitClassifier(nn.Module):
 def train_classifier(
     data: ImageSet, *, epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, lr: float = LR, seed: int = SEED
 ) -> DigitClassifier:
-    """Train a :class:`DigitClassifier` with Adam and cross-entropy on CPU, deterministically for a seed."""
+    """Train a :class:`DigitClassifier` with Adam and cross-entropy on CPU, deterministically for a seed.
+
+    Training runs on one intra-op thread (restored afterwards): the reductions of a convolution's
+    backward pass are split over threads, and another split would give other weights.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(data, epochs, batch_size, lr, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(data: ImageSet, epochs: int, batch_size: int, lr: float, seed: int) -> DigitClassifier:
     generator = seed_everything(seed)
     model = DigitClassifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -83,7 +98,7 @@ def load_classifier(cache_dir: str | Path | None = None) -> DigitClassifier:
     change of either trains a new one instead of reusing a stale file.
     """
     train = load_mnist_5k().train
-    tag = hashlib.sha256(train.images.numpy().tobytes() + repr((FEATURES, EPOCHS, BATCH_SIZE, LR, SEED)).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(train.images.numpy().tobytes() + repr((FEATURES, EPOCHS, BATCH_SIZE, LR, SEED, "1 thread", torch.__version__)).encode()).hexdigest()[:16]
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = path / f"digit-classifier-{tag}.pt"
     model = DigitClassifier()
