@@ -2,7 +2,7 @@
 
 A record stores numbers, not weights, so everything a chapter reports about a trained model is
 measured here, by name, at the end of the run, on the best-validation weights. Each probe is a
-function ``probe(ctx) -> dict`` of a :class:`ProbeContext`; :data:`PROBES` maps the names a spec's
+function ``probe(ctx) -> dict`` of a :class:`ProbeContext`; ``PROBES`` maps the names a spec's
 ``probes`` field may list to them. All of them are deterministic on a CPU: their noise comes from
 generators with fixed seeds.
 """

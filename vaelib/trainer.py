@@ -417,7 +417,7 @@ class Trainer:
         With ``resume=True`` the run continues from ``checkpoint`` (which must exist); a run that
         already ended returns at once, except that a run stopped at ``epochs`` is extended by a
         larger ``epochs``. With validation images the model is left holding the weights of the
-        best validation epoch (:attr:`best_epoch`).
+        best validation epoch (``best_epoch``).
         Raises :class:`NonFiniteLossError` when a term becomes NaN or infinite, and
         :class:`TrainingInterrupted` on SIGINT or SIGTERM.
         """

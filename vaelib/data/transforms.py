@@ -66,7 +66,7 @@ TRANSFORMS: dict[str, Callable[..., torch.Tensor]] = {
 
 
 def apply(data: ImageSet, name: str | None, args: dict[str, Any], split: int) -> ImageSet:
-    """``data`` with the transform ``name`` (a key of :data:`TRANSFORMS`, or ``None``) applied."""
+    """``data`` with the transform ``name`` (a key of ``TRANSFORMS``, or ``None``) applied."""
     if name is None:
         return data
     if name not in TRANSFORMS:
