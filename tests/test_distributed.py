@@ -17,8 +17,8 @@ from vaelib.distributed import DistContext, init_from_env, shard_bounds
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
 
-# Tiny run: 96 images, global batch 32 (16 per rank), 2 epochs = 6 Adam steps.
-ARGS = ["train", "--limit", "96", "--epochs", "2", "--batch-size", "32", "--hidden", "16", "--latent-dim", "2",
+# Tiny run: 96 training images (of 128, 32 held out), global batch 32 (16 per rank), 2 epochs = 6 Adam steps.
+ARGS = ["train", "--limit", "128", "--val-size", "32", "--epochs", "2", "--batch-size", "32", "--hidden", "16", "--latent-dim", "2",
         "--no-progress", "--device", "cpu", "--seed", "3"]
 
 

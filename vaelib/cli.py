@@ -96,7 +96,7 @@ def _parser() -> _Parser:
                        help="the most epochs to train (early stopping usually ends sooner)")
     train.add_argument("--patience", type=_non_negative_int, default=10,
                        help="stop after this many epochs without a better validation objective (0: train --max-epochs)")
-    train.add_argument("--min-delta", type=float, default=0.0, help="nats by which a validation ELBO must beat the best")
+    train.add_argument("--min-delta", type=float, default=0.0, help="nats by which a validation objective must beat the best")
     train.add_argument("--val-size", type=_non_negative_int, default=500,
                        help="training images held out (seeded by --split-seed) to select the epoch; 0: none")
     train.add_argument("--split-seed", type=_non_negative_int, default=0, help="seed of the validation hold-out")
