@@ -19,7 +19,7 @@ from vaelib.checkpoint import atomic_save
 from vaelib.data.download import default_cache_dir
 from vaelib.data.embedded import load_mnist_5k
 from vaelib.data.types import ImageSet
-from vaelib.device import seed_everything
+from vaelib.device import one_thread, seed_everything
 
 __all__ = ["DigitClassifier", "train_classifier", "load_classifier", "accuracy"]
 
@@ -56,12 +56,8 @@ def train_classifier(
     Training runs on one intra-op thread (restored afterwards): the reductions of a convolution's
     backward pass are split over threads, and another split would give other weights.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _train(data, epochs, batch_size, lr, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(data: ImageSet, epochs: int, batch_size: int, lr: float, seed: int) -> DigitClassifier:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+from typing import Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["default_device", "seed_everything"]
+__all__ = ["default_device", "seed_everything", "one_thread"]
 
 
 def default_device() -> torch.device:
@@ -36,3 +38,19 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def one_thread(enabled: bool = True) -> Iterator[None]:
+    """Run the block on one intra-op CPU thread (when ``enabled``), restoring the count afterwards.
+
+    Reductions such as a matrix product's are split over threads, and another split rounds
+    differently; on one thread a CPU computation is the same whatever the process's thread count.
+    """
+    saved = torch.get_num_threads()
+    if enabled:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

@@ -37,6 +37,7 @@ from typing import Any, Iterable, Literal, Sequence
 
 import torch
 
+from vaelib.device import one_thread
 from vaelib.trainer import NonFiniteLossError
 
 __all__ = [
@@ -188,21 +189,6 @@ def _model(spec: Spec, image_shape: tuple[int, int, int]) -> Any:
     return MLPVAE(image_shape, spec.latent_dim, likelihoods.get(spec.likelihood, **spec.likelihood_args), hidden=spec.hidden)
 
 
-class _threads:
-    """One intra-op thread on a CPU while a record is trained: repeatable to the bit."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cpu = device.type == "cpu"
-
-    def __enter__(self) -> None:
-        self.saved = torch.get_num_threads()
-        if self.cpu:
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc: Any) -> None:
-        torch.set_num_threads(self.saved)
-
-
 def _trainer(spec: Spec, d: _Data, device: torch.device, epochs: int, progress: bool) -> Any:
     from vaelib.trainer import Trainer
 
@@ -279,7 +265,7 @@ def run(spec: Spec, *, device: torch.device | str | None = None, progress: bool 
 
     dev = torch.device(device) if device is not None else default_device()
     d = _data(spec)
-    with _threads(dev):
+    with one_thread(dev.type == "cpu"):
         start = time.perf_counter()
         trainer = _trainer(spec, d, dev, spec.max_epochs, progress)
         try:
@@ -406,7 +392,7 @@ def verify(path: str | Path) -> tuple[bool, str]:
     spec = Spec.from_dict(record["spec"])
     cpu = torch.device("cpu")
     d = _data(spec)
-    with _threads(cpu):
+    with one_thread():
         trainer = _trainer(spec, d, cpu, 1, False)
         trainer.patience = None
         history = trainer.fit()
