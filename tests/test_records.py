@@ -137,3 +137,15 @@ def test_a_diverged_run_is_recorded_at_its_best_epoch(monkeypatch: pytest.Monkey
     m = record["metrics"]
     assert m["stopped"] == "non-finite loss" and "non-finite rec" in m["failure"] and "epoch 3" in m["failure"]
     assert m["epochs_run"] == 2 and m["best_epoch"] in (1, 2) and math.isfinite(m["test_elbo"])
+
+
+def test_cli_trains_missing_records_of_a_spec_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    specs = [Spec(**{**TINY, "max_epochs": 1, "seed": s}) for s in (0, 1)]
+    listing = tmp_path / "specs.json"
+    listing.write_text(json.dumps([s.to_dict() for s in specs]))
+    root = tmp_path / "records"
+    assert cli.main(["records", "train", str(listing), "--root", str(root), "--shard", "1/2"]) == 0
+    assert not records.path_for(specs[0], root).exists() and records.path_for(specs[1], root).exists()
+    assert cli.main(["records", "train", str(listing), "--root", str(root)]) == 0
+    assert capsys.readouterr().out.count("wrote") == 2  # the second call made only the missing one
+    assert cli.main(["records", "train", str(listing), "--shard", "2/2"]) == 2
