@@ -94,6 +94,37 @@ def log_beta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _log_prob_concentrated(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    r"""Eq. (eq-beta-logpdf) for concentrations a, b >= 10, without the cancellation of its three terms.
+
+    With s = a + b, u = x s - a and c(.) the Stirling correction of lgamma, substituting the Stirling
+    form of log B(a, b) and collecting the logarithms gives
+
+    .. math::
+        (a - 1)\,\mathrm{log1p}(u / a) + (b - 1)\,\mathrm{log1p}(-u / b)
+        + \tfrac12 \log \frac{s^3}{a b} - \log\sqrt{2\pi} - c(a) - c(b) + c(s).
+
+    Near the mean x = a/s, where the data of a confident decoder lie, u is small and each term is
+    of the size of the result; the plain form adds terms of about (a + b) log 2 (1.4e6 at
+    a = b = 1e6) to a result of order ten and loses their digits. An error of the rounded u enters
+    the two log1p terms with opposite signs: to first order it moves the result by its size times
+    |1/b - 1/a|.
+    """
+    s_ = a + b
+    # u from the side of the smaller concentration: a rounding error e of u (and of s) moves the
+    # result by about e |1/b - 1/a|, and e is then about 2^-53 min(a, b), so the error stays near 2^-53
+    u = torch.where(a <= b, x * s_ - a, b - (1 - x) * s_)
+    return (
+        (a - 1) * torch.log1p(u / a)
+        + (b - 1) * torch.log1p(-u / b)
+        + 0.5 * (3 * torch.log(s_) - torch.log(a) - torch.log(b))
+        - _LOG_SQRT_2PI
+        - _lgamma_correction(a)
+        - _lgamma_correction(b)
+        + _lgamma_correction(s_)
+    )
+
+
 def squeeze(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     r"""Map [0, 1] into [eps, 1 - eps]: :math:`x \mapsto \epsilon + (1 - 2\epsilon) x`.
 
@@ -114,7 +145,9 @@ class Beta(ElementwiseDistribution):
         \log p(x \mid \alpha, \beta) = (\alpha - 1)\log x + (\beta - 1)\log(1 - x) - \log B(\alpha, \beta),
 
     with :math:`\log(1-x)` as ``log1p(-x)`` and :math:`\log B` from :func:`log_beta`, exact also at
-    concentrations of 1e6 where the lgamma difference loses its digits. Data must lie in the open
+    concentrations of 1e6 where the lgamma difference loses its digits. Where both concentrations
+    are at least 10 the three terms are combined before they are added (``_log_prob_concentrated``),
+    so that a confident decoder's log-density near its mean keeps its digits too. Data must lie in the open
     interval (0, 1): an exact 0 or 1 is a ``ValueError``; use :func:`beta_squeeze <vaelib.likelihoods.beta_squeeze>` first.
 
     Mean :math:`\alpha/(\alpha+\beta)`, variance :math:`\alpha\beta/((\alpha+\beta)^2(\alpha+\beta+1))`.
@@ -166,7 +199,16 @@ class Beta(ElementwiseDistribution):
         if self._validate_args:
             self._validate_sample(value)
         a, b = self.concentration1, self.concentration0
-        return torch.xlogy(a - 1, value) + (b - 1) * torch.log1p(-value) - log_beta(a, b)
+        plain = torch.xlogy(a - 1, value) + (b - 1) * torch.log1p(-value) - log_beta(a, b)
+        # near the mean (|x - mean| < mean / 2 and < (1 - mean) / 2) the terms cancel: combine them first;
+        # farther out the result is large and the plain sum is exact
+        mean = a / (a + b)
+        near = (a >= _BIG) & (b >= _BIG) & ((value - mean).abs() < 0.5 * torch.minimum(mean, 1 - mean))
+        if not bool(near.any()):
+            return plain
+        ten, half = torch.full_like(a, _BIG), torch.full_like(value, 0.5)
+        a_n, b_n = torch.where(near, a, ten), torch.where(near, b, ten)
+        return torch.where(near, _log_prob_concentrated(a_n, b_n, torch.where(near, value, half)), plain)
 
     def entropy(self) -> torch.Tensor:
         a, b = self.concentration1, self.concentration0
