@@ -37,8 +37,18 @@ from typing import Any, Iterable, Literal, Sequence
 
 import torch
 
-from vaelib.device import one_thread
-from vaelib.trainer import NonFiniteLossError
+import vaelib
+from vaelib import data, likelihoods, probes
+from vaelib.bounds import iwae_bound
+from vaelib.checkpoint import atomic_write_text
+from vaelib.classifier import load_classifier
+from vaelib.data.transforms import TRANSFORMS, apply, holdout
+from vaelib.device import default_device, one_thread, seed_everything
+from vaelib.history import evaluate
+from vaelib.metrics import active_units, fid
+from vaelib.models import MLPVAE
+from vaelib.probes import ProbeContext, measure
+from vaelib.trainer import NonFiniteLossError, Trainer
 
 __all__ = [
     "Spec", "RecordError", "RecordMissing", "run", "save", "load", "path_for", "default_root", "sweep",
@@ -93,9 +103,6 @@ class Spec:
     probes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from vaelib import data, likelihoods, probes
-        from vaelib.data.transforms import TRANSFORMS
-
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "probes", tuple(self.probes))
         object.__setattr__(self, "likelihood_args", {k: float(v) for k, v in sorted(self.likelihood_args.items())})
@@ -163,14 +170,10 @@ class _Data:
 
 @functools.lru_cache(maxsize=2)
 def _splits(name: str) -> Any:
-    from vaelib import data
-
     return data.load(name)
 
 
 def _data(spec: Spec) -> _Data:
-    from vaelib.data.transforms import apply, holdout
-
     splits = _splits(spec.dataset)
     train, val = holdout(splits.train, spec.val_size, spec.split_seed)
     args = dict(spec.transform_args)
@@ -182,16 +185,11 @@ def _data(spec: Spec) -> _Data:
 
 
 def _model(spec: Spec, image_shape: tuple[int, int, int]) -> Any:
-    from vaelib import likelihoods, seed_everything
-    from vaelib.models import MLPVAE
-
     seed_everything(spec.seed)
     return MLPVAE(image_shape, spec.latent_dim, likelihoods.get(spec.likelihood, **spec.likelihood_args), hidden=spec.hidden)
 
 
 def _trainer(spec: Spec, d: _Data, device: torch.device, epochs: int, progress: bool) -> Any:
-    from vaelib.trainer import Trainer
-
     model = _model(spec, d.train.image_shape)
     return Trainer(
         model, d.train, epochs=epochs, batch_size=spec.batch_size, lr=spec.lr, beta=spec.beta, seed=spec.seed,
@@ -214,11 +212,6 @@ def images(record: dict[str, Any], kind: Literal["reconstructions", "samples"]) 
 
 @torch.no_grad()
 def _metrics(spec: Spec, d: _Data, trainer: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from vaelib.bounds import iwae_bound
-    from vaelib.history import evaluate
-    from vaelib.metrics import active_units
-    from vaelib.probes import ProbeContext, measure
-
     model = trainer.model.cpu().eval()
     gen = lambda: torch.Generator().manual_seed(EVAL_SEED)  # noqa: E731
     test = evaluate(model, d.test, generator=gen(), passes=EVAL_PASSES)
@@ -237,9 +230,6 @@ def _metrics(spec: Spec, d: _Data, trainer: Any) -> tuple[dict[str, Any], dict[s
     }
     samples = model.sample(len(d.test), generator=gen())
     if spec.fid:
-        from vaelib.classifier import load_classifier
-        from vaelib.metrics import fid
-
         metrics["fid"] = fid(load_classifier(), d.clean_test.images, (samples / d.scale).clamp(0, 1))
     shown = {"reconstructions": _encode_images(recon[:SHOW] / d.scale), "samples": _encode_images(samples[:SHOW] / d.scale)}
     ctx = ProbeContext(model=model, train=d.train, test=d.test, clean_test=d.clean_test, scale=d.scale)
@@ -247,8 +237,6 @@ def _metrics(spec: Spec, d: _Data, trainer: Any) -> tuple[dict[str, Any], dict[s
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
-    import vaelib
-
     return {
         "vaelib": vaelib.__version__, "torch": torch.__version__, "python": platform.python_version(),
         "machine": platform.machine(), "device": device.type, "dtype": "float32", "threads": torch.get_num_threads(),
@@ -261,8 +249,6 @@ def _digest(record: dict[str, Any]) -> str:
 
 def run(spec: Spec, *, device: torch.device | str | None = None, progress: bool = False) -> dict[str, Any]:
     """Train ``spec`` to its stopping point and return its record (not written; see :func:`save`)."""
-    from vaelib.device import default_device
-
     dev = torch.device(device) if device is not None else default_device()
     d = _data(spec)
     with one_thread(dev.type == "cpu"):
@@ -309,8 +295,6 @@ def path_for(spec: Spec, root: str | Path | None = None) -> Path:
 
 def save(record: dict[str, Any], root: str | Path | None = None, *, overwrite: bool = False) -> Path:
     """Write ``record`` atomically to its :func:`path_for`; an existing record is kept unless ``overwrite``."""
-    from vaelib.checkpoint import atomic_write_text
-
     path = path_for(Spec.from_dict(record["spec"]), root)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already holds a record; pass overwrite=True (VAELIB_RECORDS=retrain) to replace it")
