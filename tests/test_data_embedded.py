@@ -63,3 +63,18 @@ def test_imageset_rejects_wrong_layout() -> None:
         data.ImageSet(torch.zeros(3, 1, 2, 2, dtype=torch.float64), torch.zeros(3, dtype=torch.int64), "bad")
     with pytest.raises(ValueError, match="labels"):
         data.ImageSet(torch.zeros(3, 1, 2, 2), torch.zeros(2, dtype=torch.int64), "bad")
+
+
+def test_photo_patches_are_a_fixed_disjoint_split_of_16x16_rgb_patches() -> None:
+    pytest.importorskip("sklearn")
+    from vaelib.data import load
+
+    splits = load("photo-patches")
+    assert splits.train.images.shape == (1820, 3, 16, 16) and splits.test.images.shape == (260, 3, 16, 16)
+    assert 0.0 <= splits.train.images.min() and splits.train.images.max() <= 1.0
+    # 2 photographs of 427 x 640 cut into 26 x 40 patches each, one in eight held out, the same every time
+    assert len(splits.train) + len(splits.test) == 2 * 26 * 40
+    again = data.load_photo_patches.__wrapped__(16)
+    assert torch.equal(again.test.images, splits.test.images)
+    with pytest.raises(ValueError, match="photo-patches: size"):
+        load("photo-patches", size=1)

@@ -9,6 +9,7 @@ generators with fixed seeds.
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -17,7 +18,7 @@ import torch
 
 from vaelib.data.types import ImageSet
 from vaelib.elbo import kl_diag_gaussians, mc_kl
-from vaelib.likelihoods import cb_log_normalizer
+from vaelib.likelihoods import Beta, BetaHead, LearnedSigmaGaussian, cb_log_normalizer
 from vaelib.metrics import active_units, prior_hole_kl
 from vaelib.models import MLPVAE
 
@@ -187,6 +188,98 @@ def _bernoulli_terms(ctx: ProbeContext, draws: int = 8, seed: int = 5) -> dict[s
     }
 
 
+def _stats(values: torch.Tensor, x: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
+    finite = torch.isfinite(values)
+    bg, ink = clean == 0, clean == 1
+    v = torch.where(finite, values, torch.zeros_like(values))
+    return {
+        "background_mean": v[bg].mean().item(), "background_median": v[bg].median().item(),
+        "ink_mean": v[ink].mean().item(), "ink_median": v[ink].median().item(),
+        "sse": (v - x).pow(2).flatten(1).sum(1).mean().item(),
+        "grey_fraction": ((v > 0.1) & (v < 0.9)).float().mean().item(),
+        "undefined_fraction": (~finite).float().mean().item(),
+    }
+
+
+def _display_mode(dist: Any) -> torch.Tensor:
+    """The value of highest density or mass, where the distribution defines one; for a Beta with a
+    concentration at most 1 the boundary of higher density (0 where alpha < beta, 1 where alpha > beta)."""
+    if isinstance(dist, Beta):
+        a, b = dist.concentration1, dist.concentration0
+        edge = torch.where(a < b, torch.zeros_like(a), torch.where(a > b, torch.ones_like(a), torch.full_like(a, math.nan)))
+        return torch.where((a > 1) & (b > 1), (a - 1) / (a + b - 2), edge)
+    return dist.mode
+
+
+def _decoder_outputs(ctx: ProbeContext) -> dict[str, Any]:
+    """What a figure of the decoder's output can show, at the posterior mean of each test image:
+    the distribution's ``mean``, its ``parameter`` (lambda = sigmoid(logits) for the Bernoulli and the
+    continuous Bernoulli, the mean otherwise) and its ``mode``. For each: the mean and median over
+    background (clean pixel exactly 0) and ink (exactly 1) pixels, the summed squared error to the
+    image, the fraction strictly inside (0.1, 0.9), and the fraction where it is undefined (counted
+    as 0 in the rest). Also the median logit on background and ink, the data's grey fraction, and
+    the first ten test images of each as 8-bit images."""
+    x, clean = ctx.test.images, ctx.clean_test.images
+    mu, _ = ctx.model.encode(x)
+    params = ctx.model.decode(mu)
+    head = ctx.model.head
+    dist = head.distribution_given(params, x) if hasattr(head, "distribution_given") else head.distribution(params)
+    mean = head.mean(params)
+    shown = {"mean": mean, "parameter": dist.probs if hasattr(dist, "probs") else mean}
+    try:
+        shown["mode"] = _display_mode(dist)
+    except NotImplementedError:
+        pass
+    if getattr(head, "eps", None) is not None and "mode" in shown:  # back through the Beta squeeze
+        shown["mode"] = (shown["mode"] - head.eps) / (1 - 2 * head.eps)
+    out: dict[str, Any] = {name: _stats(v, x, clean) for name, v in shown.items()}
+    if hasattr(dist, "logits"):
+        out["logit_background_median"] = dist.logits[clean == 0].median().item()
+        out["logit_ink_median"] = dist.logits[clean == 1].median().item()
+    out["data_grey_fraction"] = ((x > 0.1) & (x < 0.9)).float().mean().item()
+    out["images"] = {name: _uint8_images(v[:10]) for name, v in shown.items()}
+    return out
+
+
+def _uint8_images(t: torch.Tensor) -> dict[str, Any]:
+    pixels = (torch.nan_to_num(t, nan=0.5).clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
+    return {"shape": list(pixels.shape), "uint8_base64": base64.b64encode(pixels.numpy().tobytes()).decode()}
+
+
+def _sigma_used(ctx: ProbeContext) -> dict[str, Any]:
+    """The noise scale each Gaussian head uses on the test images, at the posterior mean: per image the
+    mean standard deviation over pixels (``sigma_per_image``) and the RMSE of the reconstruction
+    (``rmse_per_image``), their correlation, the median standard deviation on background (clean pixel
+    0) and other pixels, and a learned scalar sigma. For a Beta head the precision alpha + beta instead
+    (median on background and other pixels, largest on background). In the units the model saw."""
+    x, clean = ctx.test.images, ctx.clean_test.images
+    mu, _ = ctx.model.encode(x)
+    params = ctx.model.decode(mu)
+    head = ctx.model.head
+    recon = head.mean(params)
+    out: dict[str, Any] = {"reconstruction_mean": (recon / ctx.scale).mean().item()}
+    bg = clean == 0
+    if isinstance(head, BetaHead):
+        dist = head.distribution(params)
+        precision = dist.concentration1 + dist.concentration0
+        out.update({"precision_background_median": precision[bg].median().item(),
+                    "precision_background_max": precision[bg].max().item(),
+                    "precision_other_median": precision[~bg].median().item()})
+        return out
+    dist = head.distribution_given(params, x) if hasattr(head, "distribution_given") else head.distribution(params)
+    std = dist.stddev.expand_as(x)
+    sigma_img = std.flatten(1).mean(1)
+    rmse_img = (recon - x).pow(2).flatten(1).mean(1).sqrt()
+    out.update({
+        "sigma_per_image": sigma_img.tolist(), "rmse_per_image": rmse_img.tolist(),
+        "correlation": torch.corrcoef(torch.stack([sigma_img, rmse_img]))[0, 1].item(),
+        "sigma_background_median": std[bg].median().item(), "sigma_other_median": std[~bg].median().item(),
+    })
+    if isinstance(head, LearnedSigmaGaussian):
+        out["learned_sigma"] = head.sigma.item()
+    return out
+
+
 PROBES: dict[str, Callable[[ProbeContext], dict[str, Any]]] = {
     "latent": _latent,
     "elbo_estimators": _elbo_estimators,
@@ -194,6 +287,8 @@ PROBES: dict[str, Callable[[ProbeContext], dict[str, Any]]] = {
     "prior_hole": _prior_hole,
     "reconstruction": _reconstruction,
     "bernoulli_terms": _bernoulli_terms,
+    "decoder_outputs": _decoder_outputs,
+    "sigma_used": _sigma_used,
 }
 
 

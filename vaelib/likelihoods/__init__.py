@@ -23,6 +23,7 @@ from vaelib.likelihoods.continuous_bernoulli import (
 )
 from vaelib.likelihoods.gaussian import Gaussian, gaussian_nll
 from vaelib.likelihoods.heads import (
+    BatchOptimalSigmaGaussian,
     BernoulliHead,
     BetaHead,
     ContinuousBernoulliHead,
@@ -79,6 +80,7 @@ __all__ = [
     "ImageSigmaGaussian",
     "PixelSigmaGaussian",
     "OptimalSigmaGaussian",
+    "BatchOptimalSigmaGaussian",
     "PixelOptimalSigmaGaussian",
     "BernoulliHead",
     "HuberHead",
@@ -102,6 +104,7 @@ _REGISTRY: dict[str, Callable[..., LikelihoodHead]] = {
     "gaussian-image": ImageSigmaGaussian,
     "gaussian-pixel": PixelSigmaGaussian,
     "gaussian-optimal": OptimalSigmaGaussian,
+    "gaussian-optimal-batch": BatchOptimalSigmaGaussian,
     "gaussian-optimal-pixel": PixelOptimalSigmaGaussian,
     "bernoulli": BernoulliHead,
     "huber": HuberHead,

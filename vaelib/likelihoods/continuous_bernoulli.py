@@ -258,6 +258,13 @@ class ContinuousBernoulli(ElementwiseDistribution):
         return cb_mean(self.logits)
 
     @property
+    def mode(self) -> torch.Tensor:
+        """The density is monotone in x (Eq. (eq-cb-density)): its mode is 1 for eta > 0 and 0 for eta < 0;
+        at eta = 0 it is uniform and every point is a mode (NaN, as torch's Bernoulli at p = 1/2)."""
+        one = (self.logits > 0).to(self.logits.dtype)
+        return torch.where(self.logits == 0, torch.full_like(one, float("nan")), one)
+
+    @property
     def variance(self) -> torch.Tensor:
         return cb_variance(self.logits)
 

@@ -43,6 +43,7 @@ __all__ = [
     "ImageSigmaGaussian",
     "PixelSigmaGaussian",
     "OptimalSigmaGaussian",
+    "BatchOptimalSigmaGaussian",
     "PixelOptimalSigmaGaussian",
     "BernoulliHead",
     "HuberHead",
@@ -224,6 +225,19 @@ class OptimalSigmaGaussian(LikelihoodHead):
 
     def extra_repr(self) -> str:
         return f"sigma_min={self.sigma_min:g}, over={self.over!r}"
+
+
+class BatchOptimalSigmaGaussian(OptimalSigmaGaussian):
+    r"""The analytically optimal sigma shared by a whole minibatch, :math:`\sigma^2 = \mathrm{MSE}` over the batch.
+
+    :class:`OptimalSigmaGaussian` with ``over="batch"``, as a name of its own: this is the estimate of the
+    sigma-VAE reference code (Rybkin et al. 2021), where the per-image form is a variant.
+    """
+
+    name = "gaussian-optimal-batch"
+
+    def __init__(self, sigma_min: float = 1e-3) -> None:
+        super().__init__(sigma_min=sigma_min, over="batch")
 
 
 class PixelOptimalSigmaGaussian(LikelihoodHead):
