@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import gzip
 
 import numpy as np
 import pytest
@@ -27,9 +26,9 @@ def test_shapes_range_and_balance(splits: data.Splits) -> None:
 
 
 def test_split_is_disjoint_and_covers_the_file(splits: data.Splits) -> None:
-    with gzip.open(data.mnist_5k_path(), "rt") as handle:
-        table = np.loadtxt(handle, delimiter=",", dtype=np.int64)
-    raw = {row[:-1].tobytes(): int(row[-1]) for row in table}
+    with np.load(data.mnist_5k_path()) as archive:
+        pixels, labels = archive["pixels"].astype(np.int64), archive["labels"]
+    raw = {row.tobytes(): int(label) for row, label in zip(pixels, labels)}
     seen = []
     for part in (splits.train, splits.test):
         as_bytes = (part.images * 255).round().to(torch.int64).flatten(1).numpy()
@@ -39,6 +38,21 @@ def test_split_is_disjoint_and_covers_the_file(splits: data.Splits) -> None:
     assert len(seen) == 5000
     # duplicates in the source file would make the split overlap; check both sides agree
     assert len(set(seen)) == len(raw)
+
+
+def test_the_shipped_file_is_checked_against_its_sha256(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaelib.data import embedded
+
+    bad = tmp_path / "mnist_5k.npz"
+    bad.write_bytes(data.mnist_5k_path().read_bytes()[:-1] + b"x")
+    monkeypatch.setattr(embedded, "mnist_5k_path", lambda: bad)
+    embedded._read.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="mnist-5k: mnist_5k.npz has SHA-256"):
+            embedded._read()
+    finally:
+        embedded._read.cache_clear()
+    assert (data.mnist_5k_path().parent / "MNIST_5K_LICENSE.txt").is_file()
 
 
 def test_split_is_fixed() -> None:

@@ -72,6 +72,15 @@ def test_load_verify_and_reproduce_exactly(stored: tuple[Path, dict]) -> None:
     assert result["reproduced"] == result["recorded"] == record["metrics"]
 
 
+def test_trained_model_is_the_recorded_model(stored: tuple[Path, dict]) -> None:
+    path, record = stored
+    spec = Spec.from_dict(record["spec"])
+    model = records.trained_model(spec, path.parent.parent)
+    assert not model.training
+    recon = model.reconstruct(records._data(spec).test.images[: records.SHOW])
+    assert torch.allclose(recon.clamp(0, 1), records.images(record, "reconstructions"), atol=0.5 / 255 + 1e-6)
+
+
 def test_edited_and_stale_records_fail(stored: tuple[Path, dict], tmp_path: Path) -> None:
     path, record = stored
     edited = json.loads(path.read_text())

