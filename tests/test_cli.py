@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from vaelib import checkpoint, cli
 
@@ -90,6 +91,16 @@ def test_train_resume_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "ELBO" in printed and "IWAE-4" in printed and "bits/dim" in printed and "FID" in printed
     scores = json.loads((out / "eval.json").read_text())
     assert scores["iwae_4"] >= scores["elbo"] - 5.0 and scores["bits_per_dim"] > 0 and scores["fid"] is None
+
+    # the run as a model in one's own code: the best-validation weights, in eval mode
+    import vaelib
+
+    model, settings = vaelib.load_run(out)
+    assert not model.training and settings["latent_dim"] == model.latent_dim
+    best = checkpoint.load(out / "checkpoint.pt")["best_state"]
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
+    with pytest.raises(FileNotFoundError, match="load_run: .* holds no run"):
+        vaelib.load_run(tmp_path)
 
     # --overwrite starts over deliberately
     assert cli.main(["train", "--epochs", "1", "--overwrite", "--out", str(out), *_TINY]) == 0

@@ -92,3 +92,11 @@ def test_photo_patches_are_a_fixed_disjoint_split_of_16x16_rgb_patches() -> None
     assert torch.equal(again.test.images, splits.test.images)
     with pytest.raises(ValueError, match="photo-patches: size"):
         load("photo-patches", size=1)
+
+
+def test_an_image_set_is_a_torch_dataset(splits: data.Splits) -> None:
+    from torch.utils.data import DataLoader
+
+    images, labels = next(iter(DataLoader(splits.train, batch_size=5)))
+    assert images.shape == (5, 1, 28, 28) and torch.equal(labels, splits.train.labels[:5])
+    assert torch.equal(splits.test[3][0], splits.test.images[3])

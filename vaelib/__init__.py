@@ -9,4 +9,12 @@ from vaelib.device import default_device, one_thread, seed_everything
 
 __version__ = "0.1.0"
 
-__all__ = ["default_device", "seed_everything", "one_thread", "__version__"]
+__all__ = ["default_device", "seed_everything", "one_thread", "load_run", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "load_run":  # imported on first use: it needs the models and likelihoods
+        from vaelib.runs import load_run
+
+        return load_run
+    raise AttributeError(f"module 'vaelib' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Bounds on log p(x) for evaluation: the ELBO, the importance-weighted bound and bits per dimension.
 
-The model is a :class:`vaelib.models.MLPVAE` or anything with its interface: ``encode(x) -> (mu, logvar)`` of a
+The model is a :class:`vaelib.models.MLPVAE` or any module of the protocol of :mod:`vaelib.protocol`: ``encode(x) -> (mu, logvar)`` of a
 diagonal-Gaussian posterior, ``decode(z) -> params`` and ``head.nll(params, x) -> (N,)``, with a
 standard-normal prior. Every function returns one value per example, shape (N,), in nats unless
 it says bits.
@@ -13,6 +13,7 @@ import torch
 
 from vaelib.elbo import kl_diag_gaussians, log_normal_diag
 from vaelib.models import MLPVAE
+from vaelib.protocol import BOUNDS_NEED, check_vae
 
 __all__ = ["elbo", "log_importance_weights", "log_mean_exp", "iwae_bound", "bits_per_dim"]
 
@@ -20,6 +21,7 @@ __all__ = ["elbo", "log_importance_weights", "log_mean_exp", "iwae_bound", "bits
 def elbo(model: MLPVAE, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Single-sample ELBO of each example with the closed-form KL, Eq. (eq-elbo-bound):
     :math:`\log p(x \mid z) - \mathrm{KL}(q(z \mid x) \,\|\, p(z))`, :math:`z \sim q(z \mid x)`."""
+    check_vae(model, "elbo", BOUNDS_NEED)
     mu, logvar = model.encode(x)
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     z = mu + eps * torch.exp(0.5 * logvar)
@@ -35,6 +37,7 @@ def log_importance_weights(
     """
     if k < 1:
         raise ValueError(f"log_importance_weights: k must be >= 1, got {k}")
+    check_vae(model, "log_importance_weights", BOUNDS_NEED)
     mu, logvar = model.encode(x)
     std = torch.exp(0.5 * logvar)
     out = []

@@ -25,9 +25,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from vaelib.runs import CHECKPOINT_FILE, RUN_FILE, build_model, load_run
+
 __all__ = ["main", "UsageError"]
 
-RUN_FILE, CHECKPOINT_FILE, METRICS_FILE, FIGURE_FILE, EVAL_FILE = "run.json", "checkpoint.pt", "metrics.json", "samples.png", "eval.json"
+METRICS_FILE, FIGURE_FILE, EVAL_FILE = "metrics.json", "samples.png", "eval.json"
 _MODEL_KEYS = ("dataset", "likelihood", "likelihood_args", "latent_dim", "hidden", "limit", "val_size")
 
 
@@ -196,14 +198,6 @@ def _model_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _build_model(settings: dict[str, Any], image_shape: tuple[int, int, int]) -> Any:
-    from vaelib import likelihoods
-    from vaelib.models import MLPVAE
-
-    head = likelihoods.get(settings["likelihood"], **settings["likelihood_args"])
-    return MLPVAE(image_shape, settings["latent_dim"], head, hidden=tuple(settings["hidden"]))
-
-
 def _load_splits(name: str) -> Any:
     from vaelib import data
 
@@ -266,7 +260,7 @@ def _train(args: argparse.Namespace) -> int:
             for name in (CHECKPOINT_FILE, METRICS_FILE, FIGURE_FILE, EVAL_FILE):
                 (args.out / name).unlink(missing_ok=True)
         seed_everything(args.seed)
-        model = _build_model(settings, splits.train.image_shape)
+        model = build_model(settings, splits.train.image_shape)
         if ctx.is_main:
             atomic_write_text(json.dumps(settings, indent=2) + "\n", run_file)
         trainer = Trainer(
@@ -304,20 +298,16 @@ def _eval(args: argparse.Namespace) -> int:
 
     from vaelib import seed_everything
     from vaelib.bounds import bits_per_dim, elbo, iwae_bound
-    from vaelib.checkpoint import atomic_write_text, load
+    from vaelib.checkpoint import atomic_write_text
 
     run_file, ckpt_file = args.out / RUN_FILE, args.out / CHECKPOINT_FILE
     if not run_file.is_file() or not ckpt_file.is_file():
         raise UsageError(f"--out {str(args.out)!r} holds no finished run ({RUN_FILE} and {CHECKPOINT_FILE} are needed)")
     _check_out(args.out)
-    settings = json.loads(run_file.read_text())
     device = torch.device(args.device) if args.device else _default_device()
+    model, settings = load_run(args.out, device)  # the best-validation weights
     splits = _load_splits(settings["dataset"])
     test = splits.test.images[: args.limit] if args.limit else splits.test.images
-    model = _build_model(settings, splits.test.image_shape)
-    state = load(ckpt_file)
-    model.load_state_dict(state.get("best_state") or state["model"])  # the best-validation weights
-    model.to(device).eval()
     generator = seed_everything(args.seed)
     num_dims = math.prod(splits.test.image_shape)
     levels = 1.0 if settings["likelihood"] in ("bernoulli", "logistic") else 255.0

@@ -9,6 +9,7 @@ import torch
 from vaelib.data.types import ImageSet
 from vaelib.elbo import kl_diag_gaussians
 from vaelib.models import MLPVAE
+from vaelib.protocol import BOUNDS_NEED, check_vae
 
 __all__ = ["History", "evaluate"]
 
@@ -60,6 +61,7 @@ def evaluate(
     """
     if passes < 1:
         raise ValueError(f"evaluate: passes must be >= 1, got {passes}")
+    check_vae(model, "evaluate", BOUNDS_NEED)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -68,13 +70,11 @@ def evaluate(
     for _ in range(passes):
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size]
-            if generator is None:
-                terms = model.terms(x)
-                rec += terms.rec.sum().item()
-                kl += terms.kl.sum().item()
-                continue
             mu, logvar = model.encode(x)
-            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(device)
+            if generator is None:
+                eps = torch.randn_like(mu)
+            else:
+                eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(device)
             z = mu + eps * torch.exp(0.5 * logvar)
             rec += model.head.nll(model.decode(z), x).sum().item()
             kl += kl_diag_gaussians(mu, logvar).sum().item()

@@ -42,6 +42,7 @@ from vaelib.distributed import DistContext, all_reduce_sum, barrier, shard_bound
 from vaelib.elbo import kl_diag_gaussians, mc_kl
 from vaelib.models import MLPVAE
 from vaelib.history import History, evaluate
+from vaelib.protocol import check_vae
 
 __all__ = ["Trainer", "NonFiniteLossError", "TrainingInterrupted", "VAEObjective", "CHECKPOINT_FORMAT", "VAL_SEED"]
 
@@ -423,6 +424,7 @@ class Trainer:
         """
         if resume and self.checkpoint_path is None:
             raise ValueError("Trainer.fit: resume=True needs a checkpoint path")
+        check_vae(self.model, "Trainer")
         self.generator = seed_everything(self.seed)
         self.model.to(self.device).train()
         images = self._place(_images(self.train_data))

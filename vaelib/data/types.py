@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data import Dataset
 
 
 @dataclass(frozen=True)
-class ImageSet:
-    """Images as float32 in [0, 1] with shape (N, C, H, W), and their integer labels (N,)."""
+class ImageSet(Dataset):
+    """Images as float32 in [0, 1] with shape (N, C, H, W), and their integer labels (N,).
+
+    A :class:`torch.utils.data.Dataset` of ``(image, label)`` pairs, so ``DataLoader(splits.train)`` works.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -27,6 +31,9 @@ class ImageSet:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
