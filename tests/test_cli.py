@@ -130,3 +130,19 @@ def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bench_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["bench", "--size", "tiny", "--repeats", "1"]) == 0
     assert "ratio" in capsys.readouterr().out
+
+
+def test_likelihood_args_take_strings_and_files_follow_the_umask(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "run"
+    old = os.umask(0o027)
+    try:
+        assert cli.main(["train", "--epochs", "1", "--out", str(out), *_TINY, "--likelihood", "gaussian-optimal",
+                         "--likelihood-arg", "over=batch"]) == 0
+    finally:
+        os.umask(old)
+    assert json.loads((out / "run.json").read_text())["likelihood_args"] == {"over": "batch"}
+    for name in ("run.json", "metrics.json", "checkpoint.pt"):
+        assert (out / name).stat().st_mode & 0o777 == 0o640
+    assert cli.main(["train", "--out", str(tmp_path / "x"), "--likelihood-arg", "sigma"]) == 2

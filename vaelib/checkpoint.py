@@ -45,7 +45,10 @@ def _atomic_write(path: Path, write: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=TMP_SUFFIX)
+    mask = os.umask(0)  # mkstemp creates the file 0600; give it the mode an ordinary open() would
+    os.umask(mask)
     try:
+        os.chmod(tmp, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

@@ -71,12 +71,14 @@ def _hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _key_value(text: str) -> tuple[str, float]:
+def _key_value(text: str) -> tuple[str, float | str]:
     key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as sigma=0.1 or over=batch, got {text!r}")
     try:
         return key.strip(), float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER such as sigma=0.1, got {text!r}") from None
+        return key.strip(), value.strip()
 
 
 def _parser() -> _Parser:

@@ -81,7 +81,7 @@ class Spec:
 
     chapter: str
     likelihood: str
-    likelihood_args: dict[str, float] = field(default_factory=dict)
+    likelihood_args: dict[str, float | str] = field(default_factory=dict)
     beta: float = 1.0
     seed: int = 0
     max_epochs: int = 300
@@ -105,7 +105,8 @@ class Spec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "probes", tuple(self.probes))
-        object.__setattr__(self, "likelihood_args", {k: float(v) for k, v in sorted(self.likelihood_args.items())})
+        object.__setattr__(self, "likelihood_args", {k: v if isinstance(v, str) else float(v)
+                                                     for k, v in sorted(self.likelihood_args.items())})
         object.__setattr__(self, "transform_args", {k: float(v) for k, v in sorted(self.transform_args.items())})
         object.__setattr__(self, "beta", float(self.beta))
         object.__setattr__(self, "lr", float(self.lr))
