@@ -134,13 +134,13 @@ def test_distribution_interface() -> None:
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: Gaussian(torch.tensor([float("nan")]), 1.0), r"loc.*Gaussian.*FiniteReal"),
-        (lambda: Gaussian(torch.tensor([float("inf")]), 1.0), r"loc.*Gaussian.*FiniteReal"),
+        (lambda: Gaussian(torch.tensor([float("nan")]), 1.0), r"Gaussian: loc contains nan"),
+        (lambda: Gaussian(torch.tensor([float("inf")]), 1.0), r"Gaussian: loc contains inf"),
         (lambda: Gaussian(torch.zeros(1), 0.0), r"scale.*Gaussian.*0 < value < inf"),
         (lambda: Gaussian(torch.zeros(1), -1.0), r"scale.*Gaussian.*0 < value < inf"),
-        (lambda: Gaussian(torch.zeros(1), float("inf")), r"scale.*Gaussian.*0 < value < inf"),
-        (lambda: Gaussian(torch.zeros(1), 1.0).log_prob(torch.tensor([float("nan")])), r"value.*FiniteReal.*Gaussian"),
-        (lambda: Gaussian(torch.zeros(1), 1.0).log_prob(torch.tensor([float("-inf")])), r"value.*FiniteReal.*Gaussian"),
+        (lambda: Gaussian(torch.zeros(1), float("inf")), r"Gaussian: scale is inf"),
+        (lambda: Gaussian(torch.zeros(1), 1.0).log_prob(torch.tensor([float("nan")])), r"Gaussian: value contains nan"),
+        (lambda: Gaussian(torch.zeros(1), 1.0).log_prob(torch.tensor([float("-inf")])), r"Gaussian: value contains -inf"),
         (lambda: Gaussian(torch.zeros(3), 1.0).log_prob(torch.zeros(4)), r"broadcast|shape"),
         (lambda: gaussian_nll(torch.zeros(2, 3), torch.zeros(2, 4)), r"shape|broadcast"),
         (lambda: gaussian_nll(torch.zeros(2, 3), torch.zeros(5, 2, 3)), r"gaussian_nll.*broadcast"),

@@ -123,11 +123,11 @@ def test_distribution_interface() -> None:
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: Bernoulli(torch.tensor([float("nan")])), r"logits.*Bernoulli.*FiniteReal"),
-        (lambda: Bernoulli(torch.tensor([float("inf")])), r"logits.*Bernoulli.*FiniteReal"),
+        (lambda: Bernoulli(torch.tensor([float("nan")])), r"Bernoulli: logits contains nan"),
+        (lambda: Bernoulli(torch.tensor([float("inf")])), r"Bernoulli: logits contains inf"),
         (lambda: Bernoulli(torch.zeros(1)).log_prob(torch.tensor([1.5])), r"value.*UnitInterval\(0 <= value <= 1\).*Bernoulli"),
         (lambda: Bernoulli(torch.zeros(1)).log_prob(torch.tensor([-0.1])), r"value.*UnitInterval.*Bernoulli"),
-        (lambda: Bernoulli(torch.zeros(1)).log_prob(torch.tensor([float("nan")])), r"value.*UnitInterval.*Bernoulli"),
+        (lambda: Bernoulli(torch.zeros(1)).log_prob(torch.tensor([float("nan")])), r"Bernoulli: value contains nan"),
         (lambda: Bernoulli(torch.zeros(3)).log_prob(torch.zeros(4)), r"Bernoulli.*shape.*broadcast"),
         (lambda: bernoulli_nll(torch.zeros(2, 3), torch.zeros(5, 2, 3)), r"bernoulli_nll.*broadcast"),
         (lambda: bernoulli_nll(torch.tensor(0.0), torch.tensor(0.0)), r"bernoulli_nll.*batch dimension"),

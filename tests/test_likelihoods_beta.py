@@ -144,9 +144,9 @@ def test_rsample() -> None:
     [
         (lambda: Beta(1.0, 1.0).log_prob(torch.tensor([0.0])), r"value.*OpenUnitInterval\(0 < value < 1\).*Beta"),
         (lambda: Beta(1.0, 1.0).log_prob(torch.tensor([1.0])), r"value.*OpenUnitInterval\(0 < value < 1\).*Beta"),
-        (lambda: Beta(1.0, 1.0).log_prob(torch.tensor([float("nan")])), r"value.*OpenUnitInterval.*Beta"),
+        (lambda: Beta(1.0, 1.0).log_prob(torch.tensor([float("nan")])), r"Beta: value contains nan"),
         (lambda: Beta(torch.tensor([0.0]), 1.0), r"concentration1.*Beta.*0 < value < inf"),
-        (lambda: Beta(1.0, torch.tensor([float("inf")])), r"concentration0.*Beta.*0 < value < inf"),
+        (lambda: Beta(1.0, torch.tensor([float("inf")])), r"Beta: concentration0 contains inf"),
         (lambda: Beta(torch.ones(2), torch.ones(3)), r"Beta.*broadcast"),
         (lambda: beta_nll(torch.full((2, 3), 0.5), torch.ones(4, 2, 3), torch.ones(2, 3)), r"beta_nll.*broadcast"),
         (lambda: beta_squeeze(torch.zeros(1), 0.6), r"squeeze.*eps"),

@@ -69,8 +69,8 @@ def test_gradcheck_float64() -> None:
     [
         (lambda: Laplace(torch.zeros(1), 0.0), r"scale.*Laplace.*0 < value < inf"),
         (lambda: Laplace(torch.zeros(1), -2.0), r"scale.*Laplace.*0 < value < inf"),
-        (lambda: Laplace(torch.tensor([float("inf")]), 1.0), r"loc.*Laplace.*FiniteReal"),
-        (lambda: Laplace(torch.zeros(1), 1.0).log_prob(torch.tensor([float("nan")])), r"value.*FiniteReal.*Laplace"),
+        (lambda: Laplace(torch.tensor([float("inf")]), 1.0), r"Laplace: loc contains inf"),
+        (lambda: Laplace(torch.zeros(1), 1.0).log_prob(torch.tensor([float("nan")])), r"Laplace: value contains nan"),
         (lambda: Laplace(torch.zeros(2), torch.ones(3)), r"Laplace.*broadcast"),
         (lambda: laplace_nll(torch.zeros(2, 3), torch.zeros(2, 4)), r"Laplace.*broadcast"),
     ],

@@ -155,9 +155,9 @@ def test_nan_guard_kl_and_loss_terms(digits: data.Splits, monkeypatch: pytest.Mo
     kl_fn = vaelib.trainer.kl_diag_gaussians
     calls = {"n": 0}
 
-    def kl_blowing_up(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    def kl_blowing_up(mu: torch.Tensor, logvar: torch.Tensor, validate: bool | None = None) -> torch.Tensor:
         calls["n"] += 1
-        out = kl_fn(mu, logvar)
+        out = kl_fn(mu, logvar, validate=validate)
         return out + (float("inf") if calls["n"] == 3 else 0.0)
 
     monkeypatch.setattr(vaelib.trainer, "kl_diag_gaussians", kl_blowing_up)

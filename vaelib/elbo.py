@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vaelib.likelihoods._base import check_finite
+
 __all__ = ["kl_diag_gaussians", "expm1_minus_x", "mc_kl", "log_normal_diag", "ElboTerms"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -45,6 +47,7 @@ def kl_diag_gaussians(
     logvar_q: torch.Tensor,
     mu_p: torch.Tensor | float = 0.0,
     logvar_p: torch.Tensor | float = 0.0,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     r"""KL(q || p) between diagonal Gaussians, summed over latent dimensions, Eq. (eq-elbo-kl-diag):
 
@@ -56,12 +59,25 @@ def kl_diag_gaussians(
     :math:`r - 1 - \log r` with :math:`r = \sigma_q^2/\sigma_p^2` is evaluated as
     :func:`expm1_minus_x` of ``d = logvar_q - logvar_p``, which keeps full relative accuracy
     when q is close to p.
+
+    ``validate`` (default: torch's distribution validation, on unless Python runs with ``-O``) checks
+    that the result is finite and, if not, names the first non-finite input; the trainer turns it off
+    because it reports non-finite terms itself, with their step.
     """
+    if not isinstance(mu_q, torch.Tensor) or not isinstance(logvar_q, torch.Tensor) or mu_q.shape != logvar_q.shape:
+        raise ValueError("kl_diag_gaussians: mu_q and logvar_q must be tensors of one shape, got "
+                         f"{tuple(getattr(mu_q, 'shape', ()))} and {tuple(getattr(logvar_q, 'shape', ()))}")
     mu_p = torch.as_tensor(mu_p, dtype=mu_q.dtype, device=mu_q.device)
     logvar_p = torch.as_tensor(logvar_p, dtype=mu_q.dtype, device=mu_q.device)
     d = logvar_q - logvar_p
     per_dim = 0.5 * (expm1_minus_x(d) + (mu_q - mu_p).pow(2) * torch.exp(-logvar_p))
-    return _sum_per_example(per_dim)
+    kl = _sum_per_example(per_dim)
+    if (validate if validate is not None else torch.distributions.Distribution._validate_args) and not torch.isfinite(kl).all():  # one check of N numbers; the inputs are scanned only on a failure
+        for name, value in (("mu_q", mu_q), ("logvar_q", logvar_q), ("mu_p", mu_p), ("logvar_p", logvar_p)):
+            check_finite("kl_diag_gaussians", name, value)
+        raise ValueError("kl_diag_gaussians: the KL overflowed: exp(logvar_q - logvar_p) or (mu_q - mu_p)^2 is "
+                         "too large for the dtype")
+    return kl
 
 
 def log_normal_diag(z: torch.Tensor, mu: torch.Tensor | float, logvar: torch.Tensor | float) -> torch.Tensor:

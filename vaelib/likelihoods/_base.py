@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Real
 from typing import Any, ClassVar, TypeVar
 
@@ -10,9 +11,22 @@ from torch.distributions import Distribution
 
 from vaelib.likelihoods.constraints import broadcast_params
 
-__all__ = ["ElementwiseDistribution", "per_example_sum", "check_batched", "exact_softplus"]
+__all__ = ["ElementwiseDistribution", "per_example_sum", "check_batched", "check_finite", "exact_softplus"]
 
 _D = TypeVar("_D", bound="ElementwiseDistribution")
+
+
+def check_finite(owner: str, name: str, t: object) -> None:
+    """A ``ValueError`` naming ``owner``, the argument, the first NaN or infinite entry and its index."""
+    if not (isinstance(t, torch.Tensor) and t.is_floating_point()):
+        if isinstance(t, Real) and not math.isfinite(float(t)):
+            raise ValueError(f"{owner}: {name} is {float(t)}; it must be finite")
+        return
+    bad = ~torch.isfinite(t)
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0].tolist())
+        raise ValueError(f"{owner}: {name} contains {t[index].item()} at index {index} (shape {tuple(t.shape)}, "
+                         f"{int(bad.sum())} non-finite entries); it must be finite")
 
 
 class ElementwiseDistribution(Distribution):
@@ -26,6 +40,9 @@ class ElementwiseDistribution(Distribution):
     _static_names: ClassVar[tuple[str, ...]] = ()
 
     def _init_params(self, validate_args: bool | None, **params: Any) -> None:
+        if validate_args if validate_args is not None else Distribution._validate_args:
+            for name, value in params.items():  # before torch's constraint check, which never says NaN
+                check_finite(type(self).__name__, name, value)
         tensors = broadcast_params(type(self).__name__, **params)
         # the arguments as given (a number stays a number): parameter-only terms such as log scale
         # are computed once on these and broadcast, instead of once per data element
@@ -51,6 +68,7 @@ class ElementwiseDistribution(Distribution):
         return new
 
     def _validate_sample(self, value: torch.Tensor) -> None:
+        check_finite(type(self).__name__, "value", value)
         if isinstance(value, torch.Tensor):
             try:
                 torch.broadcast_shapes(value.shape, self.batch_shape)
@@ -70,7 +88,13 @@ def per_example_sum(owner: str, log_prob: torch.Tensor, x: torch.Tensor) -> torc
             f"got {tuple(log_prob.shape)}"
         )
     # sum, then negate: the negation costs one pass over N numbers rather than over the data
-    return -(log_prob.flatten(1).sum(1) if log_prob.ndim > 1 else log_prob)
+    nll = -(log_prob.flatten(1).sum(1) if log_prob.ndim > 1 else log_prob)
+    if not torch.isfinite(nll).all():  # N numbers checked; the data are scanned only on a failure
+        check_finite(owner, "x", x)
+        first = int((~torch.isfinite(nll)).nonzero()[0, 0]) if nll.ndim else 0
+        raise ValueError(f"{owner}: the NLL of example {first} is {nll.flatten()[first].item()}: a parameter is not "
+                         "finite or x lies outside the support")
+    return nll
 
 
 def check_batched(owner: str, x: torch.Tensor) -> None:
