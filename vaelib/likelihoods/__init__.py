@@ -39,6 +39,7 @@ from vaelib.likelihoods.heads import (
     PixelSigmaGaussian,
 )
 from vaelib.likelihoods.huber import Huber, huber_log_normalizer, huber_nll
+from vaelib.likelihoods import kl as _kl  # noqa: F401  (registers kl_divergence pairs)
 from vaelib.likelihoods.laplace import Laplace, laplace_nll
 from vaelib.likelihoods.logistic import DiscretizedLogistic, discretized_logistic_nll
 from vaelib.likelihoods.optimal_sigma import (

@@ -126,6 +126,20 @@ class Bernoulli(ElementwiseDistribution):
         logits, value = torch.broadcast_tensors(self.logits, value)
         return _log_prob(logits, value)
 
+    has_enumerate_support = True
+
+    def enumerate_support(self, expand: bool = True) -> torch.Tensor:
+        """The two outcomes 0 and 1, shape (2, *batch_shape) (or (2, 1, ...) without ``expand``)."""
+        values = torch.tensor([0.0, 1.0], dtype=self.logits.dtype, device=self.logits.device)
+        values = values.view((-1,) + (1,) * len(self.batch_shape))
+        return values.expand((-1,) + self.batch_shape) if expand else values
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        """P(X <= value) of the mass function on {0, 1}: 0 below 0, 1 - p on [0, 1), 1 from 1 on."""
+        value, logits = torch.broadcast_tensors(torch.as_tensor(value, dtype=self.logits.dtype), self.logits)
+        q = torch.sigmoid(-logits)
+        return torch.where(value < 0, torch.zeros_like(q), torch.where(value < 1, q, torch.ones_like(q)))
+
     def entropy(self) -> torch.Tensor:
         """Entropy of the Bernoulli mass function: the BCE of sigmoid(l) against itself."""
         return -_log_prob(self.logits, torch.sigmoid(self.logits))

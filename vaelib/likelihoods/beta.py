@@ -157,6 +157,9 @@ class Beta(ElementwiseDistribution):
         concentration1: :math:`\alpha > 0`.
         concentration0: :math:`\beta > 0`.
         validate_args: check parameters and data (default: torch's global setting).
+
+    ``cdf`` and ``icdf`` need the regularised incomplete beta function, which torch does not provide;
+    they raise ``NotImplementedError``.
     """
 
     arg_constraints = {"concentration1": finite_positive, "concentration0": finite_positive}

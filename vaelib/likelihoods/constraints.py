@@ -68,6 +68,8 @@ class QuantizedUnitInterval(constraints.Constraint):
     covers the rounding of k/n in float32).
     """
 
+    is_discrete = True
+
     def __init__(self, bits: int, tol: float = 1e-3) -> None:
         self.bits = int(bits)
         self.n = 2**self.bits - 1
@@ -103,3 +105,20 @@ def broadcast_params(owner: str, **params: object) -> tuple[torch.Tensor, ...]:
             f"{k} {tuple(v.shape) if isinstance(v, torch.Tensor) else '(number)'}" for k, v in params.items()
         )
         raise ValueError(f"{owner}: the parameters must broadcast to one shape, got {shapes}") from err
+
+
+def _register_transforms() -> None:
+    """``biject_to`` and ``transform_to`` for vaelib's continuous constraints, as torch registers its own:
+    the identity onto the finite reals, ``exp`` onto the positive numbers, the logistic sigmoid onto the
+    unit interval (closed or open: the sigmoid of a finite number lies strictly inside)."""
+    from torch.distributions import transforms
+    from torch.distributions.constraint_registry import biject_to, transform_to
+
+    for registry in (biject_to, transform_to):
+        registry.register(_FiniteReal)(lambda constraint: transforms.identity_transform)
+        registry.register(_FinitePositive)(lambda constraint: transforms.ExpTransform())
+        registry.register(_UnitInterval)(lambda constraint: transforms.SigmoidTransform())
+        registry.register(_OpenUnitInterval)(lambda constraint: transforms.SigmoidTransform())
+
+
+_register_transforms()

@@ -81,6 +81,10 @@ class Gaussian(ElementwiseDistribution):
             self._validate_sample(value)
         return 0.5 * torch.erfc((self.loc - value) / (self.scale * math.sqrt(2.0)))
 
+    def icdf(self, value: torch.Tensor) -> torch.Tensor:
+        """loc + scale * Phi^{-1}(u), with ``torch.special.ndtri`` (accurate in both tails)."""
+        return self.loc + self.scale * torch.special.ndtri(value)
+
     def entropy(self) -> torch.Tensor:
         return 0.5 + HALF_LOG_2PI + torch.log(self.scale)
 

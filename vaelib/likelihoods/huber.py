@@ -68,7 +68,8 @@ class Huber(ElementwiseDistribution):
 
     Mean ``loc``; variance :math:`s^2 \big(1 + t\,(1 + 2/\delta^2)\big)` with
     :math:`t = (2/\delta) e^{-\delta^2/2} / Z` the probability of the tails; entropy
-    :math:`\log(s Z) + (1 + t)/2`.
+    :math:`\log(s Z) + (1 + t)/2`. ``kl_divergence`` between two Huber densities has no closed form and is
+    not registered.
 
     Args:
         loc: :math:`\mu`, any finite real.
@@ -154,24 +155,30 @@ class Huber(ElementwiseDistribution):
         below = torch.where(a >= d, tail, core)
         return torch.where(r <= 0, below, 1 - below)
 
-    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
-        """Exact sampling as a mixture: the core (a normal truncated to [-delta, delta], by inverse CDF)
-        with probability 1 - t, the tails (delta + Exponential(rate delta), random sign) with probability t.
+    def icdf(self, value: torch.Tensor) -> torch.Tensor:
+        r"""The inverse of :meth:`cdf`, in closed form: with :math:`m = \min(u, 1 - u)` the mass beyond the
+        quantile and :math:`T = e^{-\delta^2/2}/(\delta Z)` the mass of one tail,
+        :math:`|r| = \delta/2 - \log(m\,\delta Z)/\delta` for :math:`m \le T` (a tail) and
+        :math:`|r| = \sqrt2\,\mathrm{erf}^{-1}\big(\mathrm{erf}(\delta/\sqrt2) - (m - T)\,Z/\sqrt{\pi/2}\big)` in the core;
+        :math:`x = \mu \mp s|r|`. Differentiable in every parameter."""
+        d = self.delta
+        log_z = huber_log_normalizer(d)
+        lower = value <= 0.5
+        m = torch.where(lower, value, 1 - value)
+        log_t = -0.5 * d * d - torch.log(d) - log_z
+        in_tail = torch.log(m) <= log_t
+        m_tail = torch.where(in_tail, m, torch.exp(log_t))
+        a_tail = 0.5 * d - (torch.log(m_tail) + torch.log(d) + log_z) / d
+        y = torch.erf(d * _SQRT_HALF) - (m - torch.exp(log_t)) * torch.exp(log_z) / math.sqrt(0.5 * math.pi)
+        a_core = math.sqrt(2.0) * torch.erfinv(torch.where(in_tail, torch.zeros_like(y), y).clamp(0, 1))
+        a = torch.where(in_tail, a_tail, torch.minimum(a_core, d))
+        return self.loc + self.scale * torch.where(lower, -a, a)
 
-        Reparameterised in ``loc`` and ``scale`` (x = loc + scale r); ``delta`` gets no gradient.
-        """
+    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        """Inverse-CDF sampling, :meth:`icdf` of a uniform draw: reparameterised in ``loc``, ``scale`` and ``delta``."""
         shape = self._extended_shape(sample_shape)
-        dtype, device = self.loc.dtype, self.loc.device
-        with torch.no_grad():
-            d = self.delta.expand(shape)
-            t = self._tail_probability().expand(shape)
-            u_pick = torch.rand(shape, dtype=dtype, device=device)
-            u = torch.rand(shape, dtype=dtype, device=device) * 2 - 1
-            core = (math.sqrt(2.0) * torch.erfinv(u * torch.erf(d * _SQRT_HALF))).clamp(-d, d)
-            e = -torch.log1p(-torch.rand(shape, dtype=dtype, device=device)) / d
-            sign = torch.where(torch.rand(shape, dtype=dtype, device=device) < 0.5, -1.0, 1.0).to(dtype)
-            r = torch.where(u_pick < t, sign * (d + e), core)
-        return self.loc + self.scale * r
+        u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device)
+        return self.icdf(u.clamp(min=torch.finfo(u.dtype).tiny))
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         with torch.no_grad():

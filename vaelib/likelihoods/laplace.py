@@ -70,6 +70,13 @@ class Laplace(ElementwiseDistribution):
         half_tail = 0.5 * torch.exp(-z.abs())
         return torch.where(z <= 0, half_tail, 1 - half_tail)
 
+    def icdf(self, value: torch.Tensor) -> torch.Tensor:
+        """loc - scale * sign(u - 1/2) log(1 - 2|u - 1/2|), with the tail side computed from min(u, 1 - u)."""
+        lower = value <= 0.5
+        tail = torch.where(lower, value, 1 - value)  # the mass beyond the quantile, <= 1/2
+        z = torch.log(2 * tail)  # <= 0
+        return self.loc + self.scale * torch.where(lower, z, -z)
+
     def entropy(self) -> torch.Tensor:
         return 1 + _LOG2 + torch.log(self.scale)
 

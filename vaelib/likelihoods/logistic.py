@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.distributions import constraints
 
 from vaelib.likelihoods._base import ElementwiseDistribution, check_batched, exact_softplus, per_example_sum
 from vaelib.likelihoods.constraints import QuantizedUnitInterval, finite_positive, finite_real
@@ -85,9 +86,23 @@ class DiscretizedLogistic(ElementwiseDistribution):
         """The number of bins minus one: data are k/n."""
         return 2**self.bits - 1
 
-    @property
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self) -> QuantizedUnitInterval:  # type: ignore[override]
         return QuantizedUnitInterval(self.bits)
+
+    has_enumerate_support = True
+
+    def enumerate_support(self, expand: bool = True) -> torch.Tensor:
+        """The grid k/n, k = 0..n, shape (n + 1, *batch_shape) (or (n + 1, 1, ...) without ``expand``)."""
+        values = torch.arange(self.n + 1, dtype=self.loc.dtype, device=self.loc.device) / self.n
+        values = values.view((-1,) + (1,) * len(self.batch_shape))
+        return values.expand((-1,) + self.batch_shape) if expand else values
+
+    def _log_masses(self) -> torch.Tensor:
+        """log P(k) for every bin, shape (n + 1, *batch_shape)."""
+        k = torch.arange(self.n + 1, dtype=self.loc.dtype, device=self.loc.device).view((-1,) + (1,) * len(self.batch_shape))
+        k, loc, scale = torch.broadcast_tensors(k, self.loc, self.scale)
+        return self._log_mass(k, loc, scale)
 
     def _log_mass(self, k: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """log P(k) for integer-valued k (as floats) of the broadcast shape."""
@@ -130,7 +145,26 @@ class DiscretizedLogistic(ElementwiseDistribution):
 
     @property
     def mode(self) -> torch.Tensor:
-        return (torch.round(self.loc * self.n).clamp(0, self.n)) / self.n
+        """The most probable grid point: the interior bin nearest ``loc`` (the logistic is symmetric and
+        unimodal, so among bins of equal width it holds the most mass) or an edge bin, which also holds a tail."""
+        inner = torch.round(self.loc * self.n).clamp(1, self.n - 1)
+        candidates = torch.stack([torch.zeros_like(inner), inner, torch.full_like(inner, self.n)])
+        loc, scale = self.loc.expand_as(inner), self.scale.expand_as(inner)
+        masses = torch.stack([self._log_mass(c, loc, scale) for c in candidates])
+        return candidates.gather(0, masses.argmax(0, keepdim=True)).squeeze(0) / self.n
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        """P(X <= value) = sigmoid((b_k - loc) / scale) with b_k the upper edge of the bin of the largest
+        grid point k/n <= value (0 below the grid, 1 from its top)."""
+        value, loc, scale = torch.broadcast_tensors(torch.as_tensor(value, dtype=self.loc.dtype), self.loc, self.scale)
+        k = torch.floor(value * self.n + 1e-6)
+        inside = torch.sigmoid(_offset_edge(k.clamp(0, self.n), self.n, loc, 0.5) / scale)
+        return torch.where(k < 0, torch.zeros_like(inside), torch.where(k >= self.n, torch.ones_like(inside), inside))
+
+    def entropy(self) -> torch.Tensor:
+        """-sum_k P(k) log P(k) over the n + 1 bins, exact (one pass per bin)."""
+        log_p = self._log_masses()
+        return -(torch.exp(log_p) * log_p).sum(0)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         """A logistic draw, rounded to the nearest grid point and clamped to [0, 1]."""
