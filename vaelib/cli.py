@@ -312,7 +312,7 @@ def _eval(args: argparse.Namespace) -> int:
     test = splits.test.images[: args.limit] if args.limit else splits.test.images
     generator = seed_everything(args.seed)
     num_dims = math.prod(splits.test.image_shape)
-    levels = 1.0 if settings["likelihood"] in ("bernoulli", "logistic") else 255.0
+    levels = 1.0 if settings["likelihood"] in ("bernoulli", "logistic", "logistic-mixture") else 255.0
     elbos, iwaes = [], []
     with torch.no_grad():
         for start in range(0, test.shape[0], 250):

@@ -21,6 +21,7 @@ from vaelib.likelihoods.continuous_bernoulli import (
     cb_nll,
     cb_variance,
 )
+from vaelib.likelihoods.discretized import Discretized, discretize
 from vaelib.likelihoods.gaussian import Gaussian, gaussian_nll
 from vaelib.likelihoods.heads import (
     BatchOptimalSigmaGaussian,
@@ -28,6 +29,7 @@ from vaelib.likelihoods.heads import (
     BetaHead,
     ContinuousBernoulliHead,
     DiscretizedLogisticHead,
+    DiscretizedLogisticMixtureHead,
     FixedSigmaGaussian,
     HuberHead,
     ImageSigmaGaussian,
@@ -41,7 +43,8 @@ from vaelib.likelihoods.heads import (
 from vaelib.likelihoods.huber import Huber, huber_log_normalizer, huber_nll
 from vaelib.likelihoods import kl as _kl  # noqa: F401  (registers kl_divergence pairs)
 from vaelib.likelihoods.laplace import Laplace, laplace_nll
-from vaelib.likelihoods.logistic import DiscretizedLogistic, discretized_logistic_nll
+from vaelib.likelihoods.logistic import DiscretizedLogistic, DiscretizedLogisticMixture, discretized_logistic_nll
+from vaelib.likelihoods.special import log_betainc, log_betainc_pair, log_betaincc
 from vaelib.likelihoods.optimal_sigma import (
     pixel_optimal_sigma,
     pixel_optimal_sigma_nll,
@@ -71,6 +74,11 @@ __all__ = [
     "log_beta",
     "DiscretizedLogistic",
     "discretized_logistic_nll",
+    "Discretized",
+    "discretize",
+    "log_betainc",
+    "log_betaincc",
+    "log_betainc_pair",
     "shared_optimal_sigma",
     "shared_optimal_sigma_nll",
     "pixel_optimal_sigma",
@@ -89,6 +97,8 @@ __all__ = [
     "BetaHead",
     "ContinuousBernoulliHead",
     "DiscretizedLogisticHead",
+    "DiscretizedLogisticMixture",
+    "DiscretizedLogisticMixtureHead",
     "finite_real",
     "finite_positive",
     "unit_interval",
@@ -112,6 +122,7 @@ _REGISTRY: dict[str, Callable[..., LikelihoodHead]] = {
     "laplace": LaplaceHead,
     "beta": BetaHead,
     "logistic": DiscretizedLogisticHead,
+    "logistic-mixture": DiscretizedLogisticMixtureHead,
     "cb": ContinuousBernoulliHead,
 }
 

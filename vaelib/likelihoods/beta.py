@@ -158,8 +158,11 @@ class Beta(ElementwiseDistribution):
         concentration0: :math:`\beta > 0`.
         validate_args: check parameters and data (default: torch's global setting).
 
-    ``cdf`` and ``icdf`` need the regularised incomplete beta function, which torch does not provide;
-    they raise ``NotImplementedError``.
+    ``cdf`` is the regularised incomplete beta function :math:`I_x(\alpha, \beta)`, which torch does not
+    provide: :func:`~vaelib.likelihoods.log_betainc` (a continued fraction evaluated in log
+    space, relative error 5e-12 or better in both tails, differentiable in the data and the
+    concentrations). ``icdf`` has no closed form (it would invert :math:`I_x` numerically) and raises
+    ``NotImplementedError``.
     """
 
     arg_constraints = {"concentration1": finite_positive, "concentration0": finite_positive}
@@ -212,6 +215,24 @@ class Beta(ElementwiseDistribution):
         ten, half = torch.full_like(a, _BIG), torch.full_like(value, 0.5)
         a_n, b_n = torch.where(near, a, ten), torch.where(near, b, ten)
         return torch.where(near, _log_prob_concentrated(a_n, b_n, torch.where(near, value, half)), plain)
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        r""":math:`P(X \le x) = I_x(\alpha, \beta)`, the regularised incomplete beta function.
+
+        ``exp`` of :func:`~vaelib.likelihoods.log_betainc`; for the logarithm of a small CDF or of a
+        survival function near 0 use :func:`~vaelib.likelihoods.log_betainc` and
+        :func:`~vaelib.likelihoods.log_betaincc` directly, which keep their relative accuracy where
+        this value underflows or rounds to 1.
+        """
+        if self._validate_args:
+            self._validate_sample(value)
+        from vaelib.likelihoods.special import log_betainc  # special imports this module
+
+        return torch.exp(log_betainc(self.concentration1, self.concentration0, value))
+
+    def icdf(self, value: torch.Tensor) -> torch.Tensor:
+        """Not implemented: the inverse of the regularised incomplete beta function has no closed form."""
+        raise NotImplementedError("Beta.icdf: the inverse of the regularised incomplete beta function has no closed form")
 
     def entropy(self) -> torch.Tensor:
         a, b = self.concentration1, self.concentration0
