@@ -129,7 +129,7 @@ class Bernoulli(ElementwiseDistribution):
     has_enumerate_support = True
 
     def enumerate_support(self, expand: bool = True) -> torch.Tensor:
-        """The two outcomes 0 and 1, shape (2, *batch_shape) (or (2, 1, ...) without ``expand``)."""
+        """The two outcomes 0 and 1, shape ``(2, *batch_shape)`` (or (2, 1, ...) without ``expand``)."""
         values = torch.tensor([0.0, 1.0], dtype=self.logits.dtype, device=self.logits.device)
         values = values.view((-1,) + (1,) * len(self.batch_shape))
         return values.expand((-1,) + self.batch_shape) if expand else values

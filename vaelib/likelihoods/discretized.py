@@ -129,12 +129,12 @@ def _gaussian_log_cdf(d: Gaussian, k: torch.Tensor, n: int) -> tuple[torch.Tenso
 
 
 def _reflect_down(z: torch.Tensor) -> torch.Tensor:
-    """-|z|, with the derivative of z (not 0) at z = 0, where the smaller side is the CDF."""
+    """``-|z|``, with the derivative of z (not 0) at z = 0, where the smaller side is the CDF."""
     return torch.where(z <= 0, z, -z)
 
 
 def _laplace_log_half(z: torch.Tensor) -> torch.Tensor:
-    """log F(-|z|) = -|z| - log 2: the smaller of the CDF and the survival function."""
+    """``log F(-|z|) = -|z| - log 2``: the smaller of the CDF and the survival function."""
     return _reflect_down(z) - _LOG2
 
 
@@ -404,7 +404,7 @@ class Discretized(Distribution):
     float64, 1.6e-13 (Gaussian), 1.2e-13 (Laplace), 7.9e-14 (Huber), 1.3e-13 (continuous Bernoulli) and
     2.7e-11 (Beta, at concentrations near 1e-3; see :func:`~vaelib.likelihoods.log_betainc_pair`). Masses far below
     1e-300 are finite log-masses. In float32 every log-mass is within 4 float32 roundings of
-    max(1, |log P|) (a relative mass error of 8e-6 at log P = -33); the Beta is computed in float64 and
+    ``max(1, |log P|)`` (a relative mass error of 8e-6 at log P = -33); the Beta is computed in float64 and
     rounded once.
 
     Supported bases: :class:`~vaelib.likelihoods.Gaussian`, :class:`~vaelib.likelihoods.Laplace`,
@@ -497,13 +497,13 @@ class Discretized(Distribution):
         return self._log_mass_fn(self.base, k, self.n)
 
     def _log_masses(self) -> torch.Tensor:
-        """log P(k) for every grid point, shape (levels, *batch_shape)."""
+        """log P(k) for every grid point, shape ``(levels, *batch_shape)``."""
         if isinstance(self.base, Beta):
             return _beta_log_masses(self.base, self.n, tuple(self.batch_shape))
         return self._log_mass_fn(self.base, self._grid(self.levels), self.n)
 
     def enumerate_support(self, expand: bool = True) -> torch.Tensor:
-        """The grid k/n, shape (levels, *batch_shape) (or (levels, 1, ...) without ``expand``)."""
+        """The grid k/n, shape ``(levels, *batch_shape)`` (or (levels, 1, ...) without ``expand``)."""
         values = self._grid(self.levels) / self.n
         return values.expand((-1,) + self.batch_shape) if expand else values
 

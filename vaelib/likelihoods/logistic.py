@@ -99,13 +99,13 @@ class DiscretizedLogistic(ElementwiseDistribution):
     has_enumerate_support = True
 
     def enumerate_support(self, expand: bool = True) -> torch.Tensor:
-        """The grid k/n, k = 0..n, shape (n + 1, *batch_shape) (or (n + 1, 1, ...) without ``expand``)."""
+        """The grid k/n, k = 0..n, shape ``(n + 1, *batch_shape)`` (or (n + 1, 1, ...) without ``expand``)."""
         values = torch.arange(self.n + 1, dtype=self.loc.dtype, device=self.loc.device) / self.n
         values = values.view((-1,) + (1,) * len(self.batch_shape))
         return values.expand((-1,) + self.batch_shape) if expand else values
 
     def _log_masses(self) -> torch.Tensor:
-        """log P(k) for every bin, shape (n + 1, *batch_shape)."""
+        """log P(k) for every bin, shape ``(n + 1, *batch_shape)``."""
         k = torch.arange(self.n + 1, dtype=self.loc.dtype, device=self.loc.device).view((-1,) + (1,) * len(self.batch_shape))
         k, loc, scale = torch.broadcast_tensors(k, self.loc, self.scale)
         return self._log_mass(k, loc, scale)
@@ -209,9 +209,9 @@ class DiscretizedLogisticMixture(torch.distributions.Distribution):
     Mean, variance and ``cdf`` are exact: weighted sums of the components' exact values.
 
     Args:
-        logits: unnormalised log mixture weights, shape (*batch, K).
-        loc: component locations :math:`\mu_j` in data units, shape (*batch, K) (or broadcastable).
-        scale: component scales :math:`s_j > 0`, shape (*batch, K) (or broadcastable).
+        logits: unnormalised log mixture weights, shape ``(*batch, K)``.
+        loc: component locations :math:`\mu_j` in data units, shape ``(*batch, K)`` (or broadcastable).
+        scale: component scales :math:`s_j > 0`, shape ``(*batch, K)`` (or broadcastable).
         bits: bits per value (default 8: 256 bins).
         validate_args: check parameters and data; data must be on the grid k/n within 1e-3 bins.
     """
@@ -290,7 +290,7 @@ class DiscretizedLogisticMixture(torch.distributions.Distribution):
         return torch.logsumexp(self._log_weights() + self._component_log_mass(k), dim=-1)
 
     def enumerate_support(self, expand: bool = True) -> torch.Tensor:
-        """The grid k/n, k = 0..n, shape (n + 1, *batch_shape) (or (n + 1, 1, ...) without ``expand``)."""
+        """The grid k/n, k = 0..n, shape ``(n + 1, *batch_shape)`` (or (n + 1, 1, ...) without ``expand``)."""
         values = torch.arange(self.n + 1, dtype=self.loc.dtype, device=self.loc.device) / self.n
         values = values.view((-1,) + (1,) * len(self.batch_shape))
         return values.expand((-1,) + self.batch_shape) if expand else values

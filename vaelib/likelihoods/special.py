@@ -51,9 +51,9 @@ Gradients (a custom autograd function, first order only):
   Robison-Cox 1998) plus the closed-form derivative of the prefactor,
   :math:`\partial_a [a\log x - \log a - \log B(a, b)] = \log x - 1/a - \psi(a) + \psi(a + b)`.
   This is analytic, not a finite difference (the fraction also stops only when the increments of
-  the derivatives are below 1e-15 (1 + |derivative|)): measured against ``mpmath.diff`` at 40 digits
+  the derivatives are below 1e-15 ``(1 + |derivative|)``): measured against ``mpmath.diff`` at 40 digits
   on random cases (concentrations 1e-3 to 1e4) the error is at most 1.8e-14 of
-  max(1, |derivative|), median 2e-16; relative to the derivative itself it is larger only for
+  ``max(1, |derivative|)``, median 2e-16; relative to the derivative itself it is larger only for
   derivatives much smaller than their terms (3.7e-10 on a derivative of 2e-6 made of terms of order 1).
   Second derivatives are not available (``once_differentiable``).
 
@@ -360,7 +360,7 @@ def log_betainc_pair(
     Gradients: in ``x`` exact, :math:`\partial_x \log I = p(x)/I` with p the Beta density; in ``a`` and
     ``b`` (no closed form) by forward-mode differentiation of the continued fraction through the Lentz
     recurrence plus the closed-form derivative of the prefactor (analytic, not a finite difference;
-    measured within 1.8e-14 of max(1, |derivative|) of ``mpmath.diff``, median 2e-16). First order only.
+    measured within 1.8e-14 of ``max(1, |derivative|)`` of ``mpmath.diff``, median 2e-16). First order only.
 
     Args:
         a, b: the concentrations, :math:`0 < a, b < \infty` (tensors or numbers, broadcast together).
