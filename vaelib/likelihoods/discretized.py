@@ -102,12 +102,15 @@ def _narrow_series(mh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return t1 + (t2 + (t3 + t4))
 
 
-def _gaussian_log_mass(d: Gaussian, k: torch.Tensor, n: int) -> torch.Tensor:
+def _standard_bin(d: Gaussian | Laplace, k: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+    """For bin k of a location-scale distribution: whether it is the first or the last bin, its edges
+    u and v in standard units, and its width h = 1/(n s) (computed as such, not as v - u)."""
     k, loc, scale = torch.broadcast_tensors(k, d.loc, d.scale)
-    first, last = k <= 0, k >= n
-    u = _offset(k, n, loc, -0.5) / scale
-    v = _offset(k, n, loc, 0.5) / scale
-    h = (1.0 / n) / scale
+    return k <= 0, k >= n, _offset(k, n, loc, -0.5) / scale, _offset(k, n, loc, 0.5) / scale, (1.0 / n) / scale
+
+
+def _gaussian_log_mass(d: Gaussian, k: torch.Tensor, n: int) -> torch.Tensor:
+    first, last, u, v, h = _standard_bin(d, k, n)
     inner = ~(first | last)
     ui = torch.where(inner, u, torch.full_like(u, -1.0))
     vi = torch.where(inner, v, torch.ones_like(v))
@@ -145,11 +148,7 @@ def _from_smaller_side(z: torch.Tensor, small: torch.Tensor) -> tuple[torch.Tens
 
 
 def _laplace_log_mass(d: Laplace, k: torch.Tensor, n: int) -> torch.Tensor:
-    k, loc, scale = torch.broadcast_tensors(k, d.loc, d.scale)
-    first, last = k <= 0, k >= n
-    u = _offset(k, n, loc, -0.5) / scale
-    v = _offset(k, n, loc, 0.5) / scale
-    h = (1.0 / n) / scale
+    first, last, u, v, h = _standard_bin(d, k, n)
     straddle = (u < 0) & (v > 0) & ~first & ~last
     near = torch.where(u >= 0, u, -v)  # the distance of the bin from the median (0 on its edge)
     one_side = -_LOG2 - near + log1mexp(h)

@@ -39,7 +39,32 @@ def _offset_edge(k: torch.Tensor, n: int, loc: torch.Tensor, side: float) -> tor
     return (e_hi - loc) + r / n
 
 
-class DiscretizedLogistic(ElementwiseDistribution):
+class _QuantizedGrid:
+    """What a distribution on the grid k/n, n = 2**bits - 1, shares: ``n``, its discrete ``support``
+    and ``enumerate_support``. Mixed in before the Distribution base; needs ``bits`` and a ``loc`` tensor."""
+
+    bits: int
+    loc: torch.Tensor
+    batch_shape: torch.Size
+    has_enumerate_support = True
+
+    @property
+    def n(self) -> int:
+        """The number of bins minus one: data are k/n."""
+        return 2**self.bits - 1
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self) -> QuantizedUnitInterval:
+        return QuantizedUnitInterval(self.bits)
+
+    def enumerate_support(self, expand: bool = True) -> torch.Tensor:
+        """The grid k/n, k = 0..n, shape ``(n + 1, *batch_shape)`` (or (n + 1, 1, ...) without ``expand``)."""
+        values = torch.arange(self.n + 1, dtype=self.loc.dtype, device=self.loc.device) / self.n
+        values = values.view((-1,) + (1,) * len(self.batch_shape))
+        return values.expand((-1,) + self.batch_shape) if expand else values
+
+
+class DiscretizedLogistic(_QuantizedGrid, ElementwiseDistribution):
     r"""A logistic density integrated over the bins of quantised data, Eq. (eq-logistic-bins).
 
     Data are ``x = k/n`` with ``n = 2**bits - 1`` (k = 0..255 for 8 bits), bins
@@ -86,23 +111,6 @@ class DiscretizedLogistic(ElementwiseDistribution):
         self.loc: torch.Tensor
         self.scale: torch.Tensor
         self._init_params(validate_args, loc=loc, scale=scale)
-
-    @property
-    def n(self) -> int:
-        """The number of bins minus one: data are k/n."""
-        return 2**self.bits - 1
-
-    @constraints.dependent_property(is_discrete=True, event_dim=0)
-    def support(self) -> QuantizedUnitInterval:  # type: ignore[override]
-        return QuantizedUnitInterval(self.bits)
-
-    has_enumerate_support = True
-
-    def enumerate_support(self, expand: bool = True) -> torch.Tensor:
-        """The grid k/n, k = 0..n, shape ``(n + 1, *batch_shape)`` (or (n + 1, 1, ...) without ``expand``)."""
-        values = torch.arange(self.n + 1, dtype=self.loc.dtype, device=self.loc.device) / self.n
-        values = values.view((-1,) + (1,) * len(self.batch_shape))
-        return values.expand((-1,) + self.batch_shape) if expand else values
 
     def _log_masses(self) -> torch.Tensor:
         """log P(k) for every bin, shape ``(n + 1, *batch_shape)``."""
@@ -192,7 +200,7 @@ def discretized_logistic_nll(x: torch.Tensor, loc: torch.Tensor, scale: torch.Te
     return per_example_sum("discretized_logistic_nll", DiscretizedLogistic(loc, scale, bits).log_prob(x), x)
 
 
-class DiscretizedLogisticMixture(torch.distributions.Distribution):
+class DiscretizedLogisticMixture(_QuantizedGrid, torch.distributions.Distribution):
     r"""A mixture of K discretised logistics per data dimension, the PixelCNN++ likelihood (Salimans et al. 2017).
 
     With mixture weights :math:`\pi_j = \operatorname{softmax}(\text{logits})_j` and components
@@ -245,15 +253,6 @@ class DiscretizedLogisticMixture(torch.distributions.Distribution):
         """K, the number of mixture components (the last parameter dimension)."""
         return self.logits.shape[-1]
 
-    @property
-    def n(self) -> int:
-        """The number of bins minus one: data are k/n."""
-        return 2**self.bits - 1
-
-    @constraints.dependent_property(is_discrete=True, event_dim=0)
-    def support(self) -> QuantizedUnitInterval:  # type: ignore[override]
-        return QuantizedUnitInterval(self.bits)
-
     def _component(self) -> DiscretizedLogistic:
         return DiscretizedLogistic(self.loc, self.scale, self.bits, validate_args=False)
 
@@ -288,12 +287,6 @@ class DiscretizedLogisticMixture(torch.distributions.Distribution):
         value = torch.as_tensor(value, dtype=self.loc.dtype, device=self.loc.device)
         k = torch.round(value * self.n).clamp(0, self.n).unsqueeze(-1)
         return torch.logsumexp(self._log_weights() + self._component_log_mass(k), dim=-1)
-
-    def enumerate_support(self, expand: bool = True) -> torch.Tensor:
-        """The grid k/n, k = 0..n, shape ``(n + 1, *batch_shape)`` (or (n + 1, 1, ...) without ``expand``)."""
-        values = torch.arange(self.n + 1, dtype=self.loc.dtype, device=self.loc.device) / self.n
-        values = values.view((-1,) + (1,) * len(self.batch_shape))
-        return values.expand((-1,) + self.batch_shape) if expand else values
 
     def _weights(self) -> torch.Tensor:
         return torch.softmax(self.logits, dim=-1)
