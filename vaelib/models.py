@@ -9,6 +9,7 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
+from vaelib import protocol
 from vaelib.elbo import ElboTerms, kl_diag_gaussians, mc_kl
 from vaelib.likelihoods.heads import LikelihoodHead
 
@@ -90,13 +91,10 @@ class MLPVAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean of p(x | z = posterior mean): the usual reconstruction figure."""
-        mu, _ = self.encode(x)
-        return self.head.mean(self.decode(mu))
+        """Mean of p(x | z = posterior mean): the usual reconstruction figure (:func:`vaelib.protocol.reconstruct`)."""
+        return protocol.reconstruct(self, x)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Means of p(x | z) for ``n`` draws of z from the prior."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(device)
-        return self.head.mean(self.decode(z))
+        """Means of p(x | z) for ``n`` draws of z from the prior (:func:`vaelib.protocol.sample`)."""
+        return protocol.sample(self, n, generator)

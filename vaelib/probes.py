@@ -22,7 +22,7 @@ from vaelib.likelihoods import Beta, BetaHead, LearnedSigmaGaussian, cb_log_norm
 from vaelib.metrics import active_units, prior_hole_kl
 from vaelib.models import MLPVAE
 
-__all__ = ["ProbeContext", "PROBES", "names", "measure"]
+__all__ = ["ProbeContext", "PROBES", "names", "measure", "encode_uint8_images"]
 
 
 @dataclass(frozen=True)
@@ -237,11 +237,12 @@ def _decoder_outputs(ctx: ProbeContext) -> dict[str, Any]:
         out["logit_background_median"] = dist.logits[clean == 0].median().item()
         out["logit_ink_median"] = dist.logits[clean == 1].median().item()
     out["data_grey_fraction"] = ((x > 0.1) & (x < 0.9)).float().mean().item()
-    out["images"] = {name: _uint8_images(v[:10]) for name, v in shown.items()}
+    out["images"] = {name: encode_uint8_images(v[:10]) for name, v in shown.items()}
     return out
 
 
-def _uint8_images(t: torch.Tensor) -> dict[str, Any]:
+def encode_uint8_images(t: torch.Tensor) -> dict[str, Any]:
+    """Images in [0, 1] as 8-bit pixels in base64 (NaN shown as mid-grey), the form records store."""
     pixels = (torch.nan_to_num(t, nan=0.5).clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
     return {"shape": list(pixels.shape), "uint8_base64": base64.b64encode(pixels.numpy().tobytes()).decode()}
 

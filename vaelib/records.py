@@ -47,7 +47,8 @@ from vaelib.device import default_device, one_thread, seed_everything
 from vaelib.history import evaluate
 from vaelib.metrics import active_units, fid
 from vaelib.models import MLPVAE
-from vaelib.probes import ProbeContext, measure
+from vaelib.probes import ProbeContext, encode_uint8_images, measure
+from vaelib.runs import build_model
 from vaelib.trainer import NonFiniteLossError, Trainer
 
 __all__ = [
@@ -187,7 +188,7 @@ def _data(spec: Spec) -> _Data:
 
 def _model(spec: Spec, image_shape: tuple[int, int, int]) -> Any:
     seed_everything(spec.seed)
-    return MLPVAE(image_shape, spec.latent_dim, likelihoods.get(spec.likelihood, **spec.likelihood_args), hidden=spec.hidden)
+    return build_model(spec.to_dict(), image_shape)
 
 
 def _trainer(spec: Spec, d: _Data, device: torch.device, epochs: int, progress: bool) -> Any:
@@ -197,11 +198,6 @@ def _trainer(spec: Spec, d: _Data, device: torch.device, epochs: int, progress: 
         device=device, progress=progress, kl=spec.kl, val=d.val, patience=spec.patience, min_delta=spec.min_delta,
         handle_signals=False,
     )
-
-
-def _encode_images(t: torch.Tensor) -> dict[str, Any]:
-    pixels = (t.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
-    return {"shape": list(pixels.shape), "uint8_base64": base64.b64encode(pixels.numpy().tobytes()).decode()}
 
 
 def images(record: dict[str, Any], kind: Literal["reconstructions", "samples"]) -> torch.Tensor:
@@ -232,7 +228,7 @@ def _metrics(spec: Spec, d: _Data, trainer: Any) -> tuple[dict[str, Any], dict[s
     samples = model.sample(len(d.test), generator=gen())
     if spec.fid:
         metrics["fid"] = fid(load_classifier(), d.clean_test.images, (samples / d.scale).clamp(0, 1))
-    shown = {"reconstructions": _encode_images(recon[:SHOW] / d.scale), "samples": _encode_images(samples[:SHOW] / d.scale)}
+    shown = {"reconstructions": encode_uint8_images(recon[:SHOW] / d.scale), "samples": encode_uint8_images(samples[:SHOW] / d.scale)}
     ctx = ProbeContext(model=model, train=d.train, test=d.test, clean_test=d.clean_test, scale=d.scale)
     return metrics, measure(spec.probes, ctx), shown
 
