@@ -88,9 +88,12 @@ def test_train_resume_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
     assert cli.main(["eval", "--out", str(out), "--limit", "50", "--k", "4", "--no-fid", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert "ELBO" in printed and "IWAE-4" in printed and "bits/dim" in printed and "FID" in printed
+    assert "ELBO" in printed and "IWAE-4" in printed and "FID" in printed
+    # the default likelihood is a Bernoulli and the digits are grey: no 8-bit bits/dim is printed
+    assert "bits/dim none: a Bernoulli is a pmf of binary images" in printed
     scores = json.loads((out / "eval.json").read_text())
-    assert scores["iwae_4"] >= scores["elbo"] - 5.0 and scores["bits_per_dim"] > 0 and scores["fid"] is None
+    assert scores["iwae_4"] >= scores["elbo"] - 5.0 and scores["bits_per_dim"] is None and scores["fid"] is None
+    assert "no 8-bit bits/dim exists" in scores["bits_per_dim_why"]
 
     # the run as a model in one's own code: the best-validation weights, in eval mode
     import vaelib
@@ -146,3 +149,17 @@ def test_likelihood_args_take_strings_and_files_follow_the_umask(tmp_path: Path)
     for name in ("run.json", "metrics.json", "checkpoint.pt"):
         assert (out / name).stat().st_mode & 0o777 == 0o640
     assert cli.main(["train", "--out", str(tmp_path / "x"), "--likelihood-arg", "sigma"]) == 2
+
+
+def test_eval_prints_bits_per_dim_of_the_exact_pmf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A density is scored by the probabilities of its 8-bit bins; a sigma computed from the scored
+    image is replaced by one fitted on the training split first."""
+    for likelihood, extra, fitted in [("laplace", [], False), ("gaussian-optimal", ["--likelihood-arg", "over=batch"], True)]:
+        out = tmp_path / likelihood
+        assert cli.main(["train", "--epochs", "1", "--out", str(out), *_TINY, "--likelihood", likelihood, *extra]) == 0
+        capsys.readouterr()
+        assert cli.main(["eval", "--out", str(out), "--limit", "20", "--k", "3", "--no-fid", "--device", "cpu"]) == 0
+        printed = capsys.readouterr().out
+        assert "of the exact pmf of 8-bit images" in printed and ("fitted on the training split" in printed) == fitted
+        scores = json.loads((out / "eval.json").read_text())
+        assert scores["bits_per_dim_scale"] == "8-bit" and 0 < scores["bits_per_dim"] < 30 and ("sigma" in scores) == fitted

@@ -12,10 +12,13 @@ import math
 import torch
 
 from vaelib.elbo import kl_diag_gaussians, log_normal_diag
+from vaelib.likelihoods import BernoulliHead, LikelihoodHead, NoDiscreteScale, OptimalSigmaGaussian, pmf_head
 from vaelib.models import MLPVAE
 from vaelib.protocol import BOUNDS_NEED, check_vae
 
-__all__ = ["elbo", "log_importance_weights", "log_mean_exp", "iwae_bound", "bits_per_dim"]
+__all__ = [
+    "elbo", "log_importance_weights", "log_mean_exp", "iwae_bound", "bits_per_dim", "fit_shared_sigma", "discrete_nll",
+]
 
 
 def elbo(model: MLPVAE, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -29,12 +32,15 @@ def elbo(model: MLPVAE, x: torch.Tensor, generator: torch.Generator | None = Non
 
 
 def log_importance_weights(
-    model: MLPVAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 16
+    model: MLPVAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 16,
+    head: LikelihoodHead | None = None,
 ) -> torch.Tensor:
     r"""log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) for k draws z_i ~ q(z | x), shape (k, N).
 
-    The decoder runs on ``chunk`` samples at a time to bound memory.
+    The decoder runs on ``chunk`` samples at a time to bound memory. ``head`` (default: the model's)
+    is the likelihood that scores x, e.g. :func:`~vaelib.likelihoods.pmf_head` of the model's.
     """
+    head = model.head if head is None else head
     if k < 1:
         raise ValueError(f"log_importance_weights: k must be >= 1, got {k}")
     check_vae(model, "log_importance_weights", BOUNDS_NEED)
@@ -46,7 +52,7 @@ def log_importance_weights(
         eps = torch.randn((m, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z = (mu + eps * std).flatten(0, 1)  # (m N, D)
         xs = x.unsqueeze(0).expand(m, *x.shape).flatten(0, 1)
-        log_px_z = -model.head.nll(model.decode(z), xs)
+        log_px_z = -head.nll(model.decode(z), xs)
         log_pz = log_normal_diag(z, 0.0, 0.0)
         log_qz = log_normal_diag(z, mu.repeat(m, 1), logvar.repeat(m, 1))
         out.append((log_px_z + log_pz - log_qz).view(m, -1))
@@ -68,7 +74,8 @@ def log_mean_exp(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
 
 
 def iwae_bound(
-    model: MLPVAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 16
+    model: MLPVAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 16,
+    head: LikelihoodHead | None = None,
 ) -> torch.Tensor:
     r"""The importance-weighted bound of each example with k samples, Eq. (eq-iwae-bound):
 
@@ -77,9 +84,9 @@ def iwae_bound(
 
     one Monte Carlo draw of the k samples, with the log-mean-exp of :func:`log_mean_exp`. :math:`\mathcal L_1` is the ELBO (with the Monte Carlo
     KL), :math:`\mathcal L_k` increases with k and tends to :math:`\log p(x)`; k = 5000 is the usual
-    test log-likelihood estimate.
+    test log-likelihood estimate. ``head`` replaces the model's likelihood, as in :func:`log_importance_weights`.
     """
-    return log_mean_exp(log_importance_weights(model, x, k, generator, chunk), dim=0)
+    return log_mean_exp(log_importance_weights(model, x, k, generator, chunk, head), dim=0)
 
 
 def bits_per_dim(nll: torch.Tensor, num_dims: int, levels: float = 1.0) -> torch.Tensor:
@@ -104,3 +111,50 @@ def bits_per_dim(nll: torch.Tensor, num_dims: int, levels: float = 1.0) -> torch
     if not (levels > 0 and levels < math.inf):
         raise ValueError(f"bits_per_dim: levels must satisfy 0 < levels < inf, got {levels}")
     return (nll + num_dims * math.log(levels)) / (num_dims * math.log(2.0))
+
+
+@torch.no_grad()
+def fit_shared_sigma(model: MLPVAE, x: torch.Tensor, generator: torch.Generator | None = None, batch: int = 1000) -> float:
+    r"""The shared sigma that maximises the expected Gaussian likelihood of ``x`` under the model's decoder,
+    :math:`\sigma^2 = \mathrm{E}_{q(z \mid x)}\,\overline{(x - \mu(z))^2}` (one posterior draw per image), Eq. (eq-sigma-shared-opt).
+
+    Fitted on training images, it turns a head whose sigma is computed from the image it scores into a
+    likelihood fixed before the test images are seen, so that it can be scored on them.
+    """
+    check_vae(model, "fit_shared_sigma", BOUNDS_NEED)
+    total, count = 0.0, 0
+    for start in range(0, x.shape[0], batch):
+        xb = x[start : start + batch]
+        mu, logvar = model.encode(xb)
+        z = mu + torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device) * torch.exp(0.5 * logvar)
+        total += (xb - model.head.mean(model.decode(z))).double().pow(2).sum().item()
+        count += xb.numel()
+    return math.sqrt(total / count)
+
+
+@torch.no_grad()
+def discrete_nll(
+    model: MLPVAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, *,
+    fit_images: torch.Tensor | None = None, batch: int = 50,
+) -> tuple[torch.Tensor, dict[str, float | str]]:
+    """The discrete NLL of each image of ``x`` (nats, shape (N,)) from the IWAE-k bound of :func:`pmf_head`
+    of the model's head (an upper bound on -log P(x), Eq. (eq-discrete-pmf)), and how it was obtained:
+    ``{"scale": "8-bit" or "binary", "sigma": ...}`` (sigma: the shared sigma fitted on ``fit_images``
+    for a head whose sigma depends on the image it scores).
+
+    Raises :class:`~vaelib.likelihoods.NoDiscreteScale` where none exists: a Bernoulli on grey images
+    (it is a pmf of binary images only), or an image-dependent sigma without ``fit_images``.
+    """
+    head = model.head
+    info: dict[str, float | str] = {"scale": "8-bit"}
+    if isinstance(head, BernoulliHead):
+        if not bool(((x == 0) | (x == 1)).all()):
+            raise NoDiscreteScale("a Bernoulli is a pmf of binary images; these images are grey, so no 8-bit bits/dim exists "
+                                  "for it (its BCE on grey pixels is not the log of a probability)")
+        info["scale"] = "binary"
+    sigma = None
+    if isinstance(head, OptimalSigmaGaussian) and fit_images is not None:
+        sigma = fit_shared_sigma(model, fit_images, generator)
+        info["sigma"] = sigma
+    pmf = pmf_head(head, sigma)
+    return torch.cat([iwae_bound(model, x[i : i + batch], k, generator, head=pmf) for i in range(0, x.shape[0], batch)]).neg(), info

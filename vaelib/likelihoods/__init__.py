@@ -22,6 +22,7 @@ from vaelib.likelihoods.continuous_bernoulli import (
     cb_variance,
 )
 from vaelib.likelihoods.discretized import Discretized, discretize
+from vaelib.likelihoods.discrete_heads import DISCRETE_MODES, DequantizedHead, DiscretizedHead, NoDiscreteScale, pmf_head
 from vaelib.likelihoods.gaussian import Gaussian, gaussian_nll
 from vaelib.likelihoods.heads import (
     BatchOptimalSigmaGaussian,
@@ -76,6 +77,10 @@ __all__ = [
     "discretized_logistic_nll",
     "Discretized",
     "discretize",
+    "DiscretizedHead",
+    "DequantizedHead",
+    "NoDiscreteScale",
+    "pmf_head",
     "log_betainc",
     "log_betaincc",
     "log_betainc_pair",
@@ -139,10 +144,17 @@ def register(name: str, factory: Callable[..., LikelihoodHead]) -> None:
     _REGISTRY[name] = factory
 
 
-def get(name: str, **kwargs: Any) -> LikelihoodHead:
-    """The likelihood head registered as ``name``, built with ``kwargs`` (e.g. ``get("gaussian", sigma=0.1)``)."""
+def get(name: str, discrete: str | None = None, **kwargs: Any) -> LikelihoodHead:
+    """The likelihood head registered as ``name``, built with ``kwargs`` (e.g. ``get("gaussian", sigma=0.1)``).
+
+    ``discrete="pmf"`` wraps it in :class:`DiscretizedHead` (trained on its exact 8-bit pmf),
+    ``discrete="dequantized"`` in :class:`DequantizedHead` (trained on uniformly dequantised pixels).
+    """
     try:
         factory = _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown likelihood {name!r}; choose one of {', '.join(names())}") from None
-    return factory(**kwargs)
+    if discrete is not None and discrete not in DISCRETE_MODES:
+        raise ValueError(f"likelihood {name!r}: discrete must be None or one of {', '.join(DISCRETE_MODES)}, got {discrete!r}")
+    head = factory(**kwargs)
+    return head if discrete is None else DISCRETE_MODES[discrete](head)
