@@ -58,49 +58,49 @@ def cases() -> dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.
     log_z = huber_log_normalizer(torch.tensor(1.0))
     return {
         "Gaussian (per-pixel sigma)": (
-            lambda m, s: gaussian_nll(x01, m, s),
+            lambda m, s: gaussian_nll(m, s, x01),
             lambda m, s: -_per_example(torch.distributions.Normal(m, s).log_prob(x01)),
             [loc, scale],
             "`distributions.Normal.log_prob`",
         ),
         "Gaussian (fixed sigma)": (
-            lambda m: gaussian_nll(x01, m, 0.1),
+            lambda m: gaussian_nll(m, 0.1, x01),
             lambda m: -_per_example(torch.distributions.Normal(m, 0.1).log_prob(x01)),
             [loc],
             "`distributions.Normal.log_prob`",
         ),
         "Bernoulli (binary x)": (
-            lambda l: bernoulli_nll(xbin, l),
+            lambda l: bernoulli_nll(l, xbin),
             lambda l: _per_example(F.binary_cross_entropy_with_logits(l, xbin, reduction="none")),
             [logits],
             "`F.binary_cross_entropy_with_logits`",
         ),
         "Bernoulli (grey x)": (
-            lambda l: bernoulli_nll(x01, l),
+            lambda l: bernoulli_nll(l, x01),
             lambda l: _per_example(F.binary_cross_entropy_with_logits(l, x01, reduction="none")),
             [logits],
             "`F.binary_cross_entropy_with_logits`",
         ),
         "Continuous Bernoulli": (
-            lambda l: cb_nll(x01, l),
+            lambda l: cb_nll(l, x01),
             lambda l: -_per_example(torch.distributions.ContinuousBernoulli(logits=l).log_prob(x01)),
             [logits],
             "`distributions.ContinuousBernoulli.log_prob`",
         ),
         "Huber (delta = 1)": (
-            lambda m: huber_nll(x01, m, 1.0, 1.0),
+            lambda m: huber_nll(m, 1.0, 1.0, x01),
             lambda m: _per_example(F.huber_loss(m, x01, reduction="none", delta=1.0)) + D * log_z,
             [loc],
             "`F.huber_loss` + d log Z",
         ),
         "Laplace": (
-            lambda m, s: laplace_nll(x01, m, s),
+            lambda m, s: laplace_nll(m, s, x01),
             lambda m, s: -_per_example(torch.distributions.Laplace(m, s).log_prob(x01)),
             [loc, scale],
             "`distributions.Laplace.log_prob`",
         ),
         "Beta": (
-            lambda u, v: beta_nll(xin, u, v),
+            lambda u, v: beta_nll(u, v, xin),
             lambda u, v: -_per_example(torch.distributions.Beta(u, v).log_prob(xin)),
             [a, b],
             "`distributions.Beta.log_prob`",
@@ -112,7 +112,7 @@ def cases() -> dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.
             "naive log(sigmoid - sigmoid)",
         ),
         "Gaussian, optimal shared sigma": (
-            lambda m: shared_optimal_sigma_nll(x01, m),
+            lambda m: shared_optimal_sigma_nll(m, x01),
             lambda m: 0.5 * D * (torch.log((x01 - m).pow(2).mean(1)) + 1 + 1.8378770664093453),
             [loc],
             "d/2 log MSE by hand",

@@ -100,7 +100,7 @@ def test_log_prob_gradient_is_x_minus_mean() -> None:
     """Eq. (eq-cb-score): d log p / d eta = x - mean(eta), checked against mpmath in float32."""
     eta = logits(torch.float32)[::5].clone().requires_grad_(True)
     x = torch.rand(eta.shape, generator=torch.Generator().manual_seed(1))
-    cb_log_prob(x, eta).sum().backward()
+    cb_log_prob(eta, x).sum().backward()
     refs = [mpmath.mpf(a) - ref_mean(b) for a, b in zip(x.double().tolist(), eta.detach().double().tolist())]
     scale = [max(abs(mpmath.mpf(a)), abs(ref_mean(b))) for a, b in zip(x.double().tolist(), eta.detach().double().tolist())]
     worst = max(abs(mpmath.mpf(g) - r) / s for g, r, s in zip(eta.grad.double().tolist(), refs, scale))
@@ -135,8 +135,8 @@ def test_gradcheck_float64() -> None:
     x = torch.rand(12, dtype=torch.float64, generator=gen).requires_grad_(True)
     assert torch.autograd.gradcheck(cb_log_normalizer, (eta,))
     assert torch.autograd.gradcheck(cb_mean, (eta,))
-    assert torch.autograd.gradcheck(cb_log_prob, (x, eta))
-    assert torch.autograd.gradgradcheck(cb_log_prob, (x, eta))
+    assert torch.autograd.gradcheck(cb_log_prob, (eta, x))
+    assert torch.autograd.gradgradcheck(cb_log_prob, (eta, x))
     u = torch.rand(12, dtype=torch.float64, generator=gen) * 0.98 + 0.01
     assert torch.autograd.gradcheck(lambda e: ContinuousBernoulli(logits=e).icdf(u), (eta,))
 
@@ -178,7 +178,7 @@ def test_matches_torch_where_torch_is_accurate() -> None:
         (lambda: ContinuousBernoulli(logits=torch.zeros(2)).log_prob(torch.tensor([0.5, -1e-9])), r"value.*Interval.*ContinuousBernoulli"),
         (lambda: ContinuousBernoulli(logits=torch.zeros(2)).log_prob(torch.tensor([0.5, float("nan")])), r"ContinuousBernoulli: value contains nan at index \(1,\)"),
         (lambda: ContinuousBernoulli(logits=torch.zeros(3)).log_prob(torch.zeros(4)), r"broadcast|shape"),
-        (lambda: cb_nll(torch.zeros(2, 3), torch.zeros(5, 2, 3)), r"cb_nll.*broadcast"),
+        (lambda: cb_nll(torch.zeros(5, 2, 3), torch.zeros(2, 3)), r"cb_nll.*broadcast"),
     ],
 )
 def test_bad_input_is_a_clear_value_error(make, match: str) -> None:  # type: ignore[no-untyped-def]

@@ -37,11 +37,11 @@ def test_functional_nlls_refuse_non_finite_input_even_without_validation() -> No
     torch.distributions.Distribution.set_default_validate_args(False)  # what python -O does
     try:
         with pytest.raises(ValueError, match=r"gaussian_nll: x contains nan at index \(0, 1\)"):
-            gaussian_nll(x, torch.zeros(2, 4), 1.0)
+            gaussian_nll(torch.zeros(2, 4), 1.0, x)
         logits = torch.zeros(2, 4)
         logits[1, 0] = math.inf
         with pytest.raises(ValueError, match="bernoulli_nll: the NLL of example 1 is"):
-            bernoulli_nll(torch.full((2, 4), 0.5), logits)
+            bernoulli_nll(logits, torch.full((2, 4), 0.5))
     finally:
         torch.distributions.Distribution.set_default_validate_args(previous)
 

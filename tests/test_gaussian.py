@@ -97,7 +97,7 @@ def test_gradcheck_float64() -> None:
     loc = torch.randn(5, 3, dtype=torch.float64, generator=gen, requires_grad=True)
     scale = (torch.rand(5, 3, dtype=torch.float64, generator=gen) + 0.2).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda m, s: Gaussian(m, s).log_prob(x), (loc, scale))
-    assert torch.autograd.gradcheck(lambda m: gaussian_nll(x, m, 0.3), (loc,))
+    assert torch.autograd.gradcheck(lambda m: gaussian_nll(m, 0.3, x), (loc,))
 
 
 def test_fixed_sigma_nll_is_scaled_squared_error_plus_constant() -> None:
@@ -109,7 +109,7 @@ def test_fixed_sigma_nll_is_scaled_squared_error_plus_constant() -> None:
         d = 784
         sse = (x - mu).pow(2).flatten(1).sum(1)
         expected = sse / (2 * sigma**2) + d * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
-        torch.testing.assert_close(gaussian_nll(x, mu, sigma), expected, rtol=1e-13, atol=0)
+        torch.testing.assert_close(gaussian_nll(mu, sigma, x), expected, rtol=1e-13, atol=0)
         head = likelihoods.get("gaussian", sigma=sigma)
         torch.testing.assert_close(head.nll(mu, x), expected, rtol=1e-13, atol=0)
 
@@ -142,8 +142,8 @@ def test_distribution_interface() -> None:
         (lambda: Gaussian(torch.zeros(1), 1.0).log_prob(torch.tensor([float("nan")])), r"Gaussian: value contains nan"),
         (lambda: Gaussian(torch.zeros(1), 1.0).log_prob(torch.tensor([float("-inf")])), r"Gaussian: value contains -inf"),
         (lambda: Gaussian(torch.zeros(3), 1.0).log_prob(torch.zeros(4)), r"broadcast|shape"),
-        (lambda: gaussian_nll(torch.zeros(2, 3), torch.zeros(2, 4)), r"shape|broadcast"),
-        (lambda: gaussian_nll(torch.zeros(2, 3), torch.zeros(5, 2, 3)), r"gaussian_nll.*broadcast"),
+        (lambda: gaussian_nll(torch.zeros(2, 4), 1.0, torch.zeros(2, 3)), r"shape|broadcast"),
+        (lambda: gaussian_nll(torch.zeros(5, 2, 3), 1.0, torch.zeros(2, 3)), r"gaussian_nll.*broadcast"),
         (lambda: likelihoods.get("gaussian", sigma=0.0), r"FixedSigmaGaussian.*sigma"),
         (lambda: likelihoods.get("poisson"), r"unknown likelihood 'poisson'.*gaussian"),
     ],

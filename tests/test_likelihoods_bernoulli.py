@@ -66,7 +66,7 @@ def test_matches_torch_bce_with_logits_where_it_is_accurate() -> None:
     logits = torch.randn(8, 20, generator=gen, dtype=torch.float64) * 3
     x = torch.rand(8, 20, generator=gen, dtype=torch.float64)
     ref = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
-    torch.testing.assert_close(bernoulli_nll(x, logits), ref, rtol=1e-13, atol=0)
+    torch.testing.assert_close(bernoulli_nll(logits, x), ref, rtol=1e-13, atol=0)
 
 
 def test_mean_and_variance_float64_relative_1e12() -> None:
@@ -94,7 +94,7 @@ def test_gradcheck_float64() -> None:
     logits = (torch.randn(4, 5, dtype=torch.float64, generator=gen) * 4).requires_grad_(True)
     x = torch.rand(4, 5, dtype=torch.float64, generator=gen).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda l, v: Bernoulli(l).log_prob(v), (logits, x))
-    assert torch.autograd.gradcheck(lambda l: bernoulli_nll(x.detach(), l), (logits,))
+    assert torch.autograd.gradcheck(lambda l: bernoulli_nll(l, x.detach()), (logits,))
     # broadcast parameters get summed gradients
     row = torch.randn(5, dtype=torch.float64, generator=gen, requires_grad=True)
     assert torch.autograd.gradcheck(lambda l: Bernoulli(l).log_prob(x.detach()), (row,))
@@ -129,7 +129,7 @@ def test_distribution_interface() -> None:
         (lambda: Bernoulli(torch.zeros(1)).log_prob(torch.tensor([-0.1])), r"value.*UnitInterval.*Bernoulli"),
         (lambda: Bernoulli(torch.zeros(1)).log_prob(torch.tensor([float("nan")])), r"Bernoulli: value contains nan"),
         (lambda: Bernoulli(torch.zeros(3)).log_prob(torch.zeros(4)), r"Bernoulli.*shape.*broadcast"),
-        (lambda: bernoulli_nll(torch.zeros(2, 3), torch.zeros(5, 2, 3)), r"bernoulli_nll.*broadcast"),
+        (lambda: bernoulli_nll(torch.zeros(5, 2, 3), torch.zeros(2, 3)), r"bernoulli_nll.*broadcast"),
         (lambda: bernoulli_nll(torch.tensor(0.0), torch.tensor(0.0)), r"bernoulli_nll.*batch dimension"),
     ],
 )

@@ -116,7 +116,7 @@ def test_gradcheck_float64_across_the_branches() -> None:
     b = torch.tensor([0.3, 12.0, 7.0, 20.0, 0.2, 2.0, 900.0], dtype=torch.float64, requires_grad=True)
     x = torch.tensor([0.2, 0.01, 0.3, 0.45, 0.9, 0.5, 0.47], dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda u, v: Beta(u, v).log_prob(x), (a, b))
-    assert torch.autograd.gradcheck(lambda u, v: beta_nll(x.view(1, -1), u, v), (a, b))
+    assert torch.autograd.gradcheck(lambda u, v: beta_nll(u, v, x.view(1, -1)), (a, b))
 
 
 def test_squeeze_and_the_head_jacobian() -> None:
@@ -125,7 +125,7 @@ def test_squeeze_and_the_head_jacobian() -> None:
     torch.testing.assert_close(y, torch.tensor([[1e-3, 1 - 1e-3, 0.5]], dtype=torch.float64))
     head = likelihoods.get("beta", eps=1e-3)
     params = torch.zeros(1, 6, dtype=torch.float64)  # 2 x 3 channels
-    expected = beta_nll(y, head.distribution(params).concentration1, head.distribution(params).concentration0)
+    expected = beta_nll(head.distribution(params).concentration1, head.distribution(params).concentration0, y)
     torch.testing.assert_close(head.nll(params, x), expected - 3 * math.log1p(-2e-3))
 
 
@@ -148,7 +148,7 @@ def test_rsample() -> None:
         (lambda: Beta(torch.tensor([0.0]), 1.0), r"concentration1.*Beta.*0 < value < inf"),
         (lambda: Beta(1.0, torch.tensor([float("inf")])), r"Beta: concentration0 contains inf"),
         (lambda: Beta(torch.ones(2), torch.ones(3)), r"Beta.*broadcast"),
-        (lambda: beta_nll(torch.full((2, 3), 0.5), torch.ones(4, 2, 3), torch.ones(2, 3)), r"beta_nll.*broadcast"),
+        (lambda: beta_nll(torch.ones(4, 2, 3), torch.ones(2, 3), torch.full((2, 3), 0.5)), r"beta_nll.*broadcast"),
         (lambda: beta_squeeze(torch.zeros(1), 0.6), r"squeeze.*eps"),
         (lambda: likelihoods.get("beta").nll(torch.zeros(1, 2), torch.zeros(1, 1)), r"value.*OpenUnitInterval.*Beta"),
     ],

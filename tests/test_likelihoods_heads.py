@@ -79,17 +79,17 @@ def test_heads_equal_the_functional_nlls() -> None:
     two = torch.randn(3, 4, 4, 4, generator=gen, dtype=torch.float64)
     sp = torch.nn.functional.softplus
 
-    torch.testing.assert_close(likelihoods.get("bernoulli").nll(one, x), bernoulli_nll(x, one))
-    torch.testing.assert_close(likelihoods.get("cb").nll(one, x), cb_nll(x, one))
+    torch.testing.assert_close(likelihoods.get("bernoulli").nll(one, x), bernoulli_nll(one, x))
+    torch.testing.assert_close(likelihoods.get("cb").nll(one, x), cb_nll(one, x))
     torch.testing.assert_close(likelihoods.get("cb").mean(one), cb_mean(one))
-    torch.testing.assert_close(likelihoods.get("huber", scale=0.5, delta=0.2).nll(one, x), huber_nll(x, one, 0.5, 0.2))
-    torch.testing.assert_close(likelihoods.get("laplace", scale=0.3).nll(one, x), laplace_nll(x, one, 0.3))
+    torch.testing.assert_close(likelihoods.get("huber", scale=0.5, delta=0.2).nll(one, x), huber_nll(one, 0.5, 0.2, x))
+    torch.testing.assert_close(likelihoods.get("laplace", scale=0.3).nll(one, x), laplace_nll(one, 0.3, x))
     loc, raw = two.chunk(2, 1)
-    torch.testing.assert_close(likelihoods.get("laplace", scale="pixel").nll(two, x), laplace_nll(x, loc, 1e-3 + sp(raw)))
-    torch.testing.assert_close(likelihoods.get("gaussian-pixel", sigma_min=0.01).nll(two, x), gaussian_nll(x, loc, 0.01 + sp(raw)))
-    torch.testing.assert_close(likelihoods.get("logistic").nll(two, x), discretized_logistic_nll(x, loc, 1e-4 + sp(raw)))
-    torch.testing.assert_close(likelihoods.get("gaussian-optimal").nll(one, x), shared_optimal_sigma_nll(x, one))
-    torch.testing.assert_close(likelihoods.get("gaussian-optimal-pixel").nll(one, x), pixel_optimal_sigma_nll(x, one))
+    torch.testing.assert_close(likelihoods.get("laplace", scale="pixel").nll(two, x), laplace_nll(loc, 1e-3 + sp(raw), x))
+    torch.testing.assert_close(likelihoods.get("gaussian-pixel", sigma_min=0.01).nll(two, x), gaussian_nll(loc, 0.01 + sp(raw), x))
+    torch.testing.assert_close(likelihoods.get("logistic").nll(two, x), discretized_logistic_nll(loc, 1e-4 + sp(raw), x))
+    torch.testing.assert_close(likelihoods.get("gaussian-optimal").nll(one, x), shared_optimal_sigma_nll(one, x))
+    torch.testing.assert_close(likelihoods.get("gaussian-optimal-pixel").nll(one, x), pixel_optimal_sigma_nll(one, x))
     assert torch.equal(likelihoods.get("gaussian-optimal").mean(one), one)
 
 

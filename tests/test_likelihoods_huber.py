@@ -94,7 +94,7 @@ def test_matches_torch_huber_loss_plus_log_normaliser() -> None:
     for delta in (0.1, 1.0, 2.5):
         loss = torch.nn.HuberLoss(reduction="none", delta=delta)(loc, x)
         expected = loss.sum(1) + 50 * huber_log_normalizer(torch.tensor(delta, dtype=torch.float64))
-        torch.testing.assert_close(huber_nll(x, loc, 1.0, delta), expected, rtol=1e-14, atol=0)
+        torch.testing.assert_close(huber_nll(loc, 1.0, delta, x), expected, rtol=1e-14, atol=0)
 
 
 def _ref_variance(delta: float) -> mpmath.mpf:
@@ -151,7 +151,7 @@ def test_gradcheck_float64() -> None:
     scale = (torch.rand(4, 6, dtype=torch.float64, generator=gen) + 0.3).requires_grad_(True)
     delta = (torch.rand(4, 6, dtype=torch.float64, generator=gen) * 2 + 0.05).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda m, s, d: Huber(m, s, d).log_prob(x), (loc, scale, delta))
-    assert torch.autograd.gradcheck(lambda m, s: huber_nll(x, m, s, 0.7), (loc, scale))
+    assert torch.autograd.gradcheck(lambda m, s: huber_nll(m, s, 0.7, x), (loc, scale))
     tiny = torch.tensor([1e-4, 1e-2, 50.0], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(huber_log_normalizer, (tiny,))
 
@@ -178,7 +178,7 @@ def test_rsample_is_reparameterised_in_loc_and_scale() -> None:
         (lambda: Huber(torch.zeros(1)).log_prob(torch.tensor([float("inf")])), r"Huber: value contains inf"),
         (lambda: Huber(torch.zeros(3), torch.ones(2)), r"Huber.*broadcast.*loc \(3,\).*scale \(2,\)"),
         (lambda: Huber(torch.zeros(3)).log_prob(torch.zeros(4)), r"Huber.*shape.*broadcast"),
-        (lambda: huber_nll(torch.zeros(2, 3), torch.zeros(5, 2, 3)), r"huber_nll.*broadcast"),
+        (lambda: huber_nll(torch.zeros(5, 2, 3), 1.0, 1.0, torch.zeros(2, 3)), r"huber_nll.*broadcast"),
     ],
 )
 def test_bad_input_is_a_clear_value_error(make, match: str) -> None:  # type: ignore[no-untyped-def]

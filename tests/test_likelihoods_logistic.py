@@ -125,7 +125,7 @@ def test_gradcheck_float64() -> None:
     loc = torch.rand(4, 6, dtype=torch.float64, generator=gen).requires_grad_(True)
     scale = (torch.rand(4, 6, dtype=torch.float64, generator=gen) * 0.2 + 0.003).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda m, s: DiscretizedLogistic(m, s).log_prob(x), (loc, scale))
-    assert torch.autograd.gradcheck(lambda m, s: discretized_logistic_nll(x, m, s), (loc, scale))
+    assert torch.autograd.gradcheck(lambda m, s: discretized_logistic_nll(m, s, x), (loc, scale))
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def test_gradcheck_float64() -> None:
         (lambda: DiscretizedLogistic(torch.tensor([float("nan")]), 1.0), r"DiscretizedLogistic: loc contains nan"),
         (lambda: DiscretizedLogistic(0.5, 0.1, bits=0), r"DiscretizedLogistic.*bits"),
         (lambda: DiscretizedLogistic(torch.zeros(2), torch.ones(3)), r"DiscretizedLogistic.*broadcast"),
-        (lambda: discretized_logistic_nll(torch.zeros(2, 3), torch.zeros(2, 4), 1.0), r"DiscretizedLogistic.*broadcast"),
+        (lambda: discretized_logistic_nll(torch.zeros(2, 4), 1.0, torch.zeros(2, 3)), r"DiscretizedLogistic.*broadcast"),
     ],
 )
 def test_bad_input_is_a_clear_value_error(make, match: str) -> None:  # type: ignore[no-untyped-def]

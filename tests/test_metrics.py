@@ -105,3 +105,13 @@ def test_load_classifier_writes_the_cache_once(tmp_path, monkeypatch) -> None:  
     second = classifier.load_classifier(tmp_path)
     assert len(calls) == 1
     assert all(torch.equal(p, q) for p, q in zip(first.state_dict().values(), second.state_dict().values()))
+
+
+def test_mean_and_se_over_seeds() -> None:
+    from vaelib.metrics import mean_and_se
+
+    mean, se = mean_and_se([1.0, 2.0, 4.0])
+    assert mean == pytest.approx(7 / 3, rel=1e-15)
+    assert se == pytest.approx(math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2 / 3), rel=1e-14)
+    with pytest.raises(ValueError, match="mean_and_se: needs at least 2 values"):
+        mean_and_se([1.0])

@@ -53,8 +53,8 @@ def log_importance_weights(
         z = (mu + eps * std).flatten(0, 1)  # (m N, D)
         xs = x.unsqueeze(0).expand(m, *x.shape).flatten(0, 1)
         log_px_z = -head.nll(model.decode(z), xs)
-        log_pz = log_normal_diag(z, 0.0, 0.0)
-        log_qz = log_normal_diag(z, mu.repeat(m, 1), logvar.repeat(m, 1))
+        log_pz = log_normal_diag(0.0, 0.0, z)
+        log_qz = log_normal_diag(mu.repeat(m, 1), logvar.repeat(m, 1), z)
         out.append((log_px_z + log_pz - log_qz).view(m, -1))
     return torch.cat(out, 0)
 
@@ -137,8 +137,9 @@ def discrete_nll(
     model: MLPVAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, *,
     fit_images: torch.Tensor | None = None, batch: int = 50,
 ) -> tuple[torch.Tensor, dict[str, float | str]]:
-    """The discrete NLL of each image of ``x`` (nats, shape (N,)) from the IWAE-k bound of :func:`pmf_head`
-    of the model's head (an upper bound on -log P(x), Eq. (eq-discrete-pmf)), and how it was obtained:
+    """The discrete NLL of each image of ``x`` (nats, shape (N,)) from the IWAE-k bound of
+    :func:`~vaelib.likelihoods.pmf_head` of the model's head (an upper bound on -log P(x),
+    Eqs. (eq-discrete-pmf), (eq-iwae-bound)), and how it was obtained:
     ``{"scale": "8-bit" or "binary", "sigma": ...}`` (sigma: the shared sigma fitted on ``fit_images``
     for a head whose sigma depends on the image it scores).
 

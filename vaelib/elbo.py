@@ -80,20 +80,27 @@ def kl_diag_gaussians(
     return kl
 
 
-def log_normal_diag(z: torch.Tensor, mu: torch.Tensor | float, logvar: torch.Tensor | float) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))), summed over latent dimensions."""
+def log_normal_diag(mu: torch.Tensor | float, logvar: torch.Tensor | float, z: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))), summed over latent dimensions.
+
+    Argument order: the parameters ``mu``, ``logvar`` first, the point ``z`` (a tensor, (N, D)) last,
+    as for the likelihoods (``Distribution(params).log_prob(z)``).
+    """
+    if not isinstance(z, torch.Tensor):
+        raise ValueError(f"log_normal_diag: z (the last argument, after mu and logvar) must be a tensor, got {type(z).__name__}")
     mu = torch.as_tensor(mu, dtype=z.dtype, device=z.device)
     logvar = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
     per_dim = -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + _LOG_2PI)
     return _sum_per_example(per_dim)
 
 
-def mc_kl(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+def mc_kl(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     r"""Single-sample Monte Carlo estimate :math:`\log q(z|x) - \log p(z)` with a standard-normal prior.
 
     Its expectation over :math:`z \sim q` is :func:`kl_diag_gaussians`, Eq. (eq-elbo-mc).
+    Argument order: the parameters of q (``mu``, ``logvar``) first, the sample ``z`` last.
     """
-    return log_normal_diag(z, mu, logvar) - log_normal_diag(z, 0.0, 0.0)
+    return log_normal_diag(mu, logvar, z) - log_normal_diag(0.0, 0.0, z)
 
 
 @dataclass(frozen=True)

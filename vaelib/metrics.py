@@ -1,8 +1,9 @@
-"""Diagnostics of a trained VAE shared by the chapters: latent activity, prior holes, Frechet distance."""
+"""Diagnostics of a trained VAE shared by the chapters: latent activity, prior holes, Frechet distance, seed spreads."""
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 
@@ -10,7 +11,7 @@ from vaelib.classifier import DigitClassifier
 from vaelib.elbo import log_normal_diag
 from vaelib.models import MLPVAE
 
-__all__ = ["active_units", "prior_hole_kl", "frechet_distance", "fid"]
+__all__ = ["active_units", "prior_hole_kl", "frechet_distance", "fid", "mean_and_se"]
 
 
 @torch.no_grad()
@@ -38,12 +39,12 @@ def prior_hole_kl(
     n, k = mu.shape
     z = torch.randn(n_draws, k, generator=generator).to(mu.device, mu.dtype)
     pairs = log_normal_diag(
-        z[:, None, :].expand(n_draws, n, k).reshape(-1, k),
         mu[None].expand(n_draws, n, k).reshape(-1, k),
         logvar[None].expand(n_draws, n, k).reshape(-1, k),
+        z[:, None, :].expand(n_draws, n, k).reshape(-1, k),
     ).view(n_draws, n)
     log_qbar = torch.logsumexp(pairs, dim=1) - math.log(n)
-    return (log_normal_diag(z, 0.0, 0.0) - log_qbar).mean().item()
+    return (log_normal_diag(0.0, 0.0, z) - log_qbar).mean().item()
 
 
 def _psd_sqrt(matrix: torch.Tensor) -> torch.Tensor:
@@ -82,3 +83,11 @@ def fid(classifier: DigitClassifier, real: torch.Tensor, generated: torch.Tensor
         return torch.cat([classifier.features(images[i : i + batch_size].float().cpu()) for i in range(0, images.shape[0], batch_size)])
 
     return frechet_distance(features(real), features(generated))
+
+
+def mean_and_se(values: Sequence[float]) -> tuple[float, float]:
+    """The mean of ``values`` (one per seed, say) and its standard error, std (ddof = 1) / sqrt(n)."""
+    v = torch.tensor([float(a) for a in values], dtype=torch.float64)
+    if v.numel() < 2:
+        raise ValueError(f"mean_and_se: needs at least 2 values for a standard error, got {v.numel()}")
+    return v.mean().item(), (v.std() / math.sqrt(v.numel())).item()

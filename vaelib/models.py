@@ -84,7 +84,7 @@ class MLPVAE(nn.Module):
         if kl == "analytic":
             kl_term = kl_diag_gaussians(out.mu, out.logvar)
         elif kl == "mc":
-            kl_term = mc_kl(out.z, out.mu, out.logvar)
+            kl_term = mc_kl(out.mu, out.logvar, out.z)
         else:
             raise ValueError(f"MLPVAE.terms: kl must be 'analytic' or 'mc', got {kl!r}")
         return ElboTerms(rec=rec, kl=kl_term)

@@ -78,7 +78,7 @@ def _elbo_estimators(ctx: ProbeContext, draws: int = 64, seed: int = 2024) -> di
     for _ in range(draws):
         z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
         rec = ctx.model.head.nll(ctx.model.decode(z), x)
-        est_mc.append(-(rec + mc_kl(z, mu, logvar)))
+        est_mc.append(-(rec + mc_kl(mu, logvar, z)))
         est_an.append(-(rec + kl_diag_gaussians(mu, logvar)))
     mc, an = torch.stack(est_mc).double(), torch.stack(est_an).double()
     diff = mc - an
@@ -102,7 +102,7 @@ def encoder_gradient_variance(model: MLPVAE, x: torch.Tensor, draws: int = 48, b
             mu, logvar = model.encode(x)
             z = mu + torch.randn(mu.shape, generator=g) * torch.exp(0.5 * logvar)
             rec = model.head.nll(model.decode(z), x)
-            for kind, kl_term in (("analytic", kl_diag_gaussians(mu, logvar)), ("mc", mc_kl(z, mu, logvar))):
+            for kind, kl_term in (("analytic", kl_diag_gaussians(mu, logvar)), ("mc", mc_kl(mu, logvar, z))):
                 grad = torch.autograd.grad((rec + kl_term).mean(), params, retain_graph=True)
                 grads[kind].append(torch.cat([t.flatten() for t in grad]).double())
     grams = {kind: torch.stack(v) @ torch.stack(v).T for kind, v in grads.items()}

@@ -108,7 +108,7 @@ class VAEObjective(nn.Module):
         if self.bf16:
             params = params.float()
         rec = self.model.head.nll(params, x)
-        kl_term = kl_diag_gaussians(mu, logvar, validate=False) if self.kl == "analytic" else mc_kl(z, mu, logvar)
+        kl_term = kl_diag_gaussians(mu, logvar, validate=False) if self.kl == "analytic" else mc_kl(mu, logvar, z)
         return rec, kl_term
 
 

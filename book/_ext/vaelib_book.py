@@ -31,7 +31,13 @@
    empty reST comment (``..``) as first line before Napoleon sees them; the
    comment renders as nothing.
 
-4. Author-year labels in the bibliography. In-text citations are author-year
+4. Equation references in docstrings. vaelib's docstrings cite the book's
+   equations by label, ``Eq. (eq-gauss-nll)``, so that they read well in a
+   terminal. On the API page every ``(eq-...)`` becomes the ``eq`` role, which
+   renders the equation's number, "(2.3)", as a link to it. A label that no
+   page defines is then a build warning, and the nitpicky build fails on it.
+
+5. Author-year labels in the bibliography. In-text citations are author-year
    (``bibtex_reference_style = author_year``); the ``vaelib`` pybtex style
    labels the bibliography entries in the same form, "Kingma & Welling 2014",
    instead of alpha labels such as "[KW14]", and sorts them by author, year
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -120,6 +127,13 @@ def _protect_attribute_docstring(
         lines[0:0] = ["..", ""]
 
 
+EQ_REFERENCE = re.compile(r"\((eq-[a-z0-9][a-z0-9-]*)\)")
+
+
+def _link_equations(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    lines[:] = [EQ_REFERENCE.sub(r":eq:`\1`", line) for line in lines]
+
+
 def _register_pybtex_style() -> None:
     from pybtex.plugin import register_plugin
     from pybtex.richtext import Text
@@ -171,6 +185,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", _configure_mathjax, priority=800)
     # Before sphinx.ext.napoleon's handler (default priority 500).
     app.connect("autodoc-process-docstring", _protect_attribute_docstring, priority=400)
+    app.connect("autodoc-process-docstring", _link_equations, priority=450)
     # After sphinx_thebe's own handlers (default priority 500).
     app.connect("doctree-resolved", _strip_thebe_config, priority=900)
     app.connect("html-page-context", _strip_thebe_scripts, priority=900)

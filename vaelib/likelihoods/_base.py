@@ -98,11 +98,17 @@ def per_example_sum(owner: str, log_prob: torch.Tensor, x: torch.Tensor) -> torc
 
 
 def check_batched(owner: str, x: torch.Tensor) -> None:
-    """A functional NLL needs a batch dimension to sum within."""
+    """A functional NLL needs a batch dimension to sum within.
+
+    The messages name ``x`` as the last positional argument: the functional NLLs take the
+    distribution's parameters first and the data last, so a call with the data first and a number
+    last fails here rather than silently.
+    """
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{owner}: x must be a tensor, got {type(x).__name__}")
+        raise ValueError(f"{owner}: x (the data, which come after the parameters) must be a tensor, got {type(x).__name__}")
     if x.ndim < 1:
-        raise ValueError(f"{owner}: x must have a batch dimension, got shape {tuple(x.shape)}")
+        raise ValueError(f"{owner}: x (the data, which come after the parameters) must have a batch dimension, "
+                         f"got shape {tuple(x.shape)}")
 
 
 def exact_softplus(t: torch.Tensor) -> torch.Tensor:

@@ -145,12 +145,15 @@ class Bernoulli(ElementwiseDistribution):
         return -_log_prob(self.logits, torch.sigmoid(self.logits))
 
 
-def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of each example, summed over all but the first dimension, Eq. (eq-bern-bce).
 
+    Argument order: the parameter of :class:`Bernoulli` (``logits``), then the data ``x``, as
+    ``-Bernoulli(logits).log_prob(x)``.
+
     Args:
-        x: data in [0, 1] of shape (N, ...).
         logits: predicted log-odds, broadcastable to ``x``.
+        x: data in [0, 1] of shape (N, ...).
 
     Returns:
         A tensor of shape (N,).

@@ -259,8 +259,11 @@ class Beta(ElementwiseDistribution):
             return self.rsample(sample_shape)
 
 
-def beta_nll(x: torch.Tensor, concentration1: torch.Tensor, concentration0: torch.Tensor) -> torch.Tensor:
+def beta_nll(concentration1: torch.Tensor, concentration0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Beta negative log-likelihood of each example, summed over all but the first dimension, Eq. (eq-beta-logpdf).
+
+    Argument order: the parameters of :class:`Beta` (``concentration1``, ``concentration0``), then the
+    data ``x`` of shape (N, ...), as ``-Beta(concentration1, concentration0).log_prob(x)``.
 
     ``x`` must lie in (0, 1); apply :func:`beta_squeeze <vaelib.likelihoods.beta_squeeze>` to [0, 1] data first.
     """

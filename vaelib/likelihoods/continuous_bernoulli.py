@@ -207,17 +207,21 @@ def cb_variance(logits: torch.Tensor) -> torch.Tensor:
     return _in_working_precision(_variance, logits)
 
 
-def cb_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+def cb_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     r"""Elementwise :math:`\log p(x \mid \eta) = -\mathrm{BCE}(\eta, x) + \log C(\eta)`, Eq. (eq-cb-logprob).
 
+    Argument order: the logits :math:`\eta`, then the data ``x``, as ``ContinuousBernoulli(logits).log_prob(x)``.
     No validation: use :class:`ContinuousBernoulli` for checked input.
     """
     x, logits = broadcast_all(x, logits)
     return _LogProb.apply(x, logits)
 
 
-def cb_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood of each example, summed over all but the first dimension, shape (N,)."""
+def cb_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of each example, summed over all but the first dimension, shape (N,).
+
+    Argument order: the logits, then the data ``x`` of shape (N, ...), as ``-ContinuousBernoulli(logits).log_prob(x)``.
+    """
     check_batched("cb_nll", x)
     return per_example_sum("cb_nll", ContinuousBernoulli(logits=logits).log_prob(x), x)
 
@@ -275,7 +279,7 @@ class ContinuousBernoulli(ElementwiseDistribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)
-        return cb_log_prob(value, self.logits)
+        return cb_log_prob(self.logits, value)
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
         r""":math:`F(x) = \mathrm{expm1}(\eta x) / \mathrm{expm1}(\eta)`, written without overflow."""

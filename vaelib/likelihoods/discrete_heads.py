@@ -54,8 +54,8 @@ def _continuous(owner: str, base: LikelihoodHead) -> LikelihoodHead:
 class DiscretizedHead(LikelihoodHead):
     r"""A continuous head turned into the pmf it assigns to data on the grid k/n, Eq. (eq-discrete-pmf).
 
-    Same decoder channels as ``base``; :meth:`distribution` is
-    ``Discretized(base.distribution(params), levels)``; :meth:`mean` is the base's mean (what its
+    Same decoder channels as ``base``; ``distribution(params)`` is
+    ``Discretized(base.distribution(params), levels)``; ``mean(params)`` is the base's mean (what its
     reconstructions show). Training on this head maximises the probability of the 8-bit data itself.
     """
 

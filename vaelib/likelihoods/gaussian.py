@@ -89,13 +89,16 @@ class Gaussian(ElementwiseDistribution):
         return 0.5 + HALF_LOG_2PI + torch.log(self.scale)
 
 
-def gaussian_nll(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+def gaussian_nll(loc: torch.Tensor, scale: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood of each example, summed over all but the first dimension, Eq. (eq-gauss-nll).
 
+    Argument order: the parameters of :class:`Gaussian` (``loc``, ``scale``), then the data ``x``, as
+    ``-Gaussian(loc, scale).log_prob(x)``.
+
     Args:
-        x: data of shape (N, ...).
         loc: predicted means, broadcastable to ``x``.
-        scale: standard deviation(s), positive, broadcastable to ``x``.
+        scale: standard deviation(s), positive, broadcastable to ``x`` (no default).
+        x: data of shape (N, ...).
 
     Returns:
         A tensor of shape (N,).

@@ -215,11 +215,11 @@ class OptimalSigmaGaussian(LikelihoodHead):
 
     def distribution_given(self, params: torch.Tensor, x: torch.Tensor) -> Gaussian:
         """The Gaussian at the optimal sigma for the data ``x``."""
-        sigma = shared_optimal_sigma(x, params, self.sigma_min, self.over)
+        sigma = shared_optimal_sigma(params, x, self.sigma_min, self.over)
         return Gaussian(params, sigma.view(-1, *([1] * (x.ndim - 1))).expand_as(params))
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return shared_optimal_sigma_nll(x, params, self.sigma_min, self.over)
+        return shared_optimal_sigma_nll(params, x, self.sigma_min, self.over)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params
@@ -254,10 +254,10 @@ class PixelOptimalSigmaGaussian(LikelihoodHead):
         raise ValueError("PixelOptimalSigmaGaussian: sigma depends on the data; use distribution_given(params, x)")
 
     def distribution_given(self, params: torch.Tensor, x: torch.Tensor) -> Gaussian:
-        return Gaussian(params, pixel_optimal_sigma(x, params, self.sigma_min))
+        return Gaussian(params, pixel_optimal_sigma(params, x, self.sigma_min))
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return pixel_optimal_sigma_nll(x, params, self.sigma_min)
+        return pixel_optimal_sigma_nll(params, x, self.sigma_min)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params

@@ -186,9 +186,12 @@ class Huber(ElementwiseDistribution):
 
 
 def huber_nll(
-    x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor | float = 1.0, delta: torch.Tensor | float = 1.0
+    loc: torch.Tensor, scale: torch.Tensor | float, delta: torch.Tensor | float, x: torch.Tensor
 ) -> torch.Tensor:
     """Huber negative log-likelihood of each example, summed over all but the first dimension, Eq. (eq-huber-nll).
+
+    Argument order: the parameters of :class:`Huber` (``loc``, ``scale``, ``delta``; no defaults), then
+    the data ``x`` of shape (N, ...), as ``-Huber(loc, scale, delta).log_prob(x)``.
 
     Equals ``HuberLoss(delta, reduction='none')`` summed per example plus d log Z(delta) when scale = 1.
     """

@@ -91,7 +91,11 @@ class Laplace(ElementwiseDistribution):
             return self.rsample(sample_shape)
 
 
-def laplace_nll(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
-    """Laplace negative log-likelihood of each example, summed over all but the first dimension, Eq. (eq-laplace-nll)."""
+def laplace_nll(loc: torch.Tensor, scale: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    """Laplace negative log-likelihood of each example, summed over all but the first dimension, Eq. (eq-laplace-nll).
+
+    Argument order: the parameters of :class:`Laplace` (``loc``, ``scale``; no default), then the data
+    ``x`` of shape (N, ...), as ``-Laplace(loc, scale).log_prob(x)``.
+    """
     check_batched("laplace_nll", x)
     return per_example_sum("laplace_nll", Laplace(loc, scale).log_prob(x), x)

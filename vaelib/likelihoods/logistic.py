@@ -190,8 +190,11 @@ class DiscretizedLogistic(_QuantizedGrid, ElementwiseDistribution):
             return torch.round(y * self.n).clamp(0, self.n) / self.n
 
 
-def discretized_logistic_nll(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor | float, bits: int = 8) -> torch.Tensor:
+def discretized_logistic_nll(loc: torch.Tensor, scale: torch.Tensor | float, x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """Discretised-logistic NLL of each example in nats, summed over all but the first dimension, Eq. (eq-logistic-bins).
+
+    Argument order: the parameters ``loc``, ``scale``, then the data ``x`` of shape (N, ...), then the
+    option ``bits``, as ``-DiscretizedLogistic(loc, scale, bits).log_prob(x)``.
 
     ``x`` holds k/n values (n = 2**bits - 1). Divide by d log 2 for bits per dimension
     (:func:`vaelib.bounds.bits_per_dim`).

@@ -36,15 +36,18 @@ def _mse(x: torch.Tensor, loc: torch.Tensor, over: str) -> tuple[torch.Tensor, t
 
 
 def shared_optimal_sigma(
-    x: torch.Tensor, loc: torch.Tensor, sigma_min: float = 1e-3, over: Literal["image", "batch"] = "image"
+    loc: torch.Tensor, x: torch.Tensor, sigma_min: float = 1e-3, over: Literal["image", "batch"] = "image"
 ) -> torch.Tensor:
-    """The maximum-likelihood shared sigma, max(sqrt(MSE), sigma_min), shape (N,), Eq. (eq-sigma-shared-opt)."""
+    """The maximum-likelihood shared sigma, max(sqrt(MSE), sigma_min), shape (N,), Eq. (eq-sigma-shared-opt).
+
+    Argument order: the predicted means ``loc``, then the data ``x`` (equal shapes), then the options.
+    """
     _check("shared_optimal_sigma", x, loc, sigma_min)
     return _mse(x, loc, over)[1].clamp_min(sigma_min**2).sqrt()
 
 
 def shared_optimal_sigma_nll(
-    x: torch.Tensor, loc: torch.Tensor, sigma_min: float = 1e-3, over: Literal["image", "batch"] = "image"
+    loc: torch.Tensor, x: torch.Tensor, sigma_min: float = 1e-3, over: Literal["image", "batch"] = "image"
 ) -> torch.Tensor:
     r"""Gaussian NLL of each example at the optimal shared sigma, Eq. (eq-sigma-shared-opt).
 
@@ -58,8 +61,10 @@ def shared_optimal_sigma_nll(
     and the value returned is the Gaussian NLL at that sigma, :math:`\frac d2(\mathrm{MSE}/\sigma^2 + \log\sigma^2 + \log 2\pi)`:
     an exact NLL everywhere, equal to the formula above whenever the floor is inactive.
 
+    Argument order: the predicted means ``loc``, then the data ``x``, then the options.
+
     Args:
-        x, loc: data and predicted means, shape (N, ...), equal shapes.
+        loc, x: predicted means and data, shape (N, ...), equal shapes.
         sigma_min: the floor on sigma (> 0); it keeps the loss finite at a perfect reconstruction.
         over: ``"image"`` (one sigma per example, the default) or ``"batch"`` (one sigma for the
             whole minibatch, as in the sigma-VAE code: the minibatch estimate of a dataset-wide sigma).
@@ -75,13 +80,16 @@ def shared_optimal_sigma_nll(
     return 0.5 * d * (mse / var + torch.log(var) + _LOG_2PI)
 
 
-def pixel_optimal_sigma(x: torch.Tensor, loc: torch.Tensor, sigma_min: float = 1e-3) -> torch.Tensor:
-    """The per-dimension maximum-likelihood sigma, ``max(|x - loc|, sigma_min)``, Eq. (eq-sigma-pixel-opt)."""
+def pixel_optimal_sigma(loc: torch.Tensor, x: torch.Tensor, sigma_min: float = 1e-3) -> torch.Tensor:
+    """The per-dimension maximum-likelihood sigma, ``max(|x - loc|, sigma_min)``, Eq. (eq-sigma-pixel-opt).
+
+    Argument order: the predicted means ``loc``, then the data ``x`` (equal shapes), then ``sigma_min``.
+    """
     _check("pixel_optimal_sigma", x, loc, sigma_min)
     return (x - loc).abs().clamp_min(sigma_min)
 
 
-def pixel_optimal_sigma_nll(x: torch.Tensor, loc: torch.Tensor, sigma_min: float = 1e-3) -> torch.Tensor:
+def pixel_optimal_sigma_nll(loc: torch.Tensor, x: torch.Tensor, sigma_min: float = 1e-3) -> torch.Tensor:
     r"""Gaussian NLL of each example with each dimension at its own optimal sigma, Eq. (eq-sigma-pixel-opt).
 
     Minimising each :math:`\frac{r_j^2}{2\sigma_j^2} + \log\sigma_j` gives :math:`\sigma_j = |r_j|` and
@@ -93,6 +101,8 @@ def pixel_optimal_sigma_nll(x: torch.Tensor, loc: torch.Tensor, sigma_min: float
     :math:`\sigma_j = \max(|r_j|, \sigma_{\min})`. The value returned is the Gaussian NLL at that
     sigma, :math:`\sum_j [\frac{r_j^2}{2\sigma_j^2} + \log\sigma_j] + \frac d2\log 2\pi`: an exact NLL
     everywhere, continuous with a continuous gradient at :math:`|r_j| = \sigma_{\min}`.
+
+    Argument order: the predicted means ``loc``, then the data ``x`` (shape (N, ...), equal shapes), then ``sigma_min``.
 
     Returns:
         A tensor of shape (N,).
