@@ -24,7 +24,7 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m vaelib records verify notebooks/records
-	$(BIN)/python -m vaelib records reproduce notebooks/records --choose $$(git rev-parse HEAD 2>/dev/null || echo 0)
+	$(BIN)/python -m vaelib records reproduce notebooks/records --max-wall 300 --choose $$(git rev-parse HEAD 2>/dev/null || echo 0)
 	$(BIN)/python -m pytest --nbval notebooks -p no:cacheprovider
 
 clean:

@@ -122,6 +122,11 @@ def test_cli_verify_and_reproduce(stored: tuple[Path, dict], capsys: pytest.Capt
     assert cli.main(["records", "reproduce", str(path.parent), "--choose", "abc123", "--json"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last) == {"recorded": record["metrics"], "reproduced": record["metrics"]}
+    # --max-wall keeps the choice among records that trained within a time budget
+    assert cli.main(["records", "reproduce", str(path.parent), "--choose", "abc123", "--max-wall", "0"]) == 2
+    assert "took at most 0 s" in capsys.readouterr().err
+    assert cli.main(["records", "reproduce", str(path.parent), "--max-wall", "1e9"]) == 2
+    assert "--max-wall applies with --choose" in capsys.readouterr().err
 
 
 def test_a_diverged_run_is_recorded_at_its_best_epoch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -137,6 +137,8 @@ def _parser() -> _Parser:
     reproduce.add_argument("paths", nargs="+", type=Path, help="a record file, or directories to choose one from with --choose")
     reproduce.add_argument("--choose", default=None, metavar="HEX",
                            help="reproduce one record of PATHS, chosen by this hexadecimal number (a commit hash) modulo their count")
+    reproduce.add_argument("--max-wall", type=float, default=None, metavar="SECONDS",
+                           help="with --choose: choose among the records whose recorded wall time is at most SECONDS")
     reproduce.add_argument("--json", action="store_true", help="end with one JSON line {recorded, reproduced}")
     rtrain = rsub.add_parser("train", help="train and save the missing records of a JSON list of specs", formatter_class=fmt)
     rtrain.add_argument("specs", type=Path, help="a JSON file holding a list of specs (vaelib.records.Spec fields)")
@@ -375,6 +377,12 @@ def _records(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     if args.records_command == "reproduce":
         paths = records.find(args.paths)
+        if args.max_wall is not None:
+            if args.choose is None:
+                raise UsageError("--max-wall applies with --choose")
+            paths = [p for p in paths if records.load(p)["wall_time_s"] <= args.max_wall]
+            if not paths:
+                raise UsageError(f"no record under {', '.join(map(str, args.paths))} took at most {args.max_wall:g} s")
         if args.choose is not None:
             try:
                 paths = [paths[int(args.choose, 16) % len(paths)]]
