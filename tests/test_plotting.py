@@ -37,3 +37,34 @@ def test_figures_draw() -> None:
     h = History(epoch=[1, 2], elbo=[-3.0, -2.0])
     ax = plotting.plot_history({"run": h})
     assert ax.lines[0].get_ydata().tolist() == [-3.0, -2.0]
+
+
+def _shown_equation(monkeypatch: pytest.MonkeyPatch, *args: object) -> object:
+    """Call show_equation and return the one object it displayed."""
+    ipython_display = pytest.importorskip("IPython.display")
+    shown: list[object] = []
+    monkeypatch.setattr(ipython_display, "display", lambda *objs, **_: shown.extend(objs))
+    plotting.show_equation(*args)
+    assert len(shown) == 1
+    return shown[0]
+
+
+def test_show_equation_keeps_the_left_hand_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    sp = pytest.importorskip("sympy")
+    ipython_display = pytest.importorskip("IPython.display")
+    sigma, x, mu = sp.symbols("sigma x mu", positive=True)
+    lhs = r"\partial_\sigma (-\log p)"
+    math = _shown_equation(monkeypatch, lhs, (sigma**2 - (x - mu) ** 2) / sigma**3)
+    assert isinstance(math, ipython_display.Math)
+    assert math.data == lhs + " = " + sp.latex((sigma**2 - (x - mu) ** 2) / sigma**3)
+    assert math.data.startswith(r"\partial_\sigma (-\log p) = ")
+    assert r"\partial_{\sigma" not in math.data  # what sp.Eq(sp.Symbol(lhs), ...) prints
+    assert math._repr_latex_() == "$\\displaystyle " + math.data + "$"
+
+
+def test_show_equation_string_rhs_and_relation(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("sympy")
+    math = _shown_equation(monkeypatch, r"H_\delta(r)", r"\tfrac12 r^2", r"\le")
+    assert math.data == r"H_\delta(r) \le \tfrac12 r^2"
+    math = _shown_equation(monkeypatch, r"\sigma|_{d = 784}", 3)
+    assert math.data == r"\sigma|_{d = 784} = 3"

@@ -1,8 +1,8 @@
-"""Figures shared by the chapters: image grids and training curves."""
+"""Figures shared by the chapters: image grids, training curves and displayed equations."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["image_grid", "show_images", "show_rows", "plot_history"]
+__all__ = ["image_grid", "show_images", "show_rows", "plot_history", "show_equation"]
 
 
 def image_grid(images: torch.Tensor, ncol: int = 8, pad: int = 1) -> np.ndarray:
@@ -54,3 +54,30 @@ def plot_history(histories: dict[str, object], key: str = "elbo", ax: Axes | Non
     ax.set_ylabel(key)
     ax.legend(fontsize=8)
     return ax
+
+
+def show_equation(lhs: str, rhs: Any, relation: str = "=") -> None:
+    r"""Display the equation ``lhs relation rhs`` in a notebook, with ``lhs`` exactly as written.
+
+    ``lhs`` is LaTeX and is used verbatim. ``rhs`` is a SymPy expression, printed by ``sympy.latex``,
+    or a string of LaTeX, used verbatim. ``relation`` goes between them (``=``, ``\le``, ``\approx``
+    ...). The result is one ``IPython.display.Math`` object.
+
+    Why not ``display(sympy.Eq(sympy.Symbol(lhs), rhs))``: SymPy's printer parses a Symbol's name for
+    subscripts and superscripts, splitting it at ``_`` and ``^``, so the name is not printed as
+    written: ``Symbol(r"\partial_\sigma (-\log p)")`` prints as ``\partial_{\sigma (-\log p)}``
+    and ``Symbol(r"H_\delta(r)")`` as ``H_{\delta(r)}``. A LaTeX left-hand side must therefore not go
+    through a Symbol.
+
+    SymPy and IPython are imported when the function is called: they are not part of vaelib's core
+    install.
+    """
+    from IPython.display import Math, display
+
+    if isinstance(rhs, str):
+        rhs_tex = rhs
+    else:
+        import sympy
+
+        rhs_tex = sympy.latex(rhs)
+    display(Math(f"{lhs} {relation} {rhs_tex}"))
