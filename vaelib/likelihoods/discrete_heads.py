@@ -55,8 +55,10 @@ class DiscretizedHead(LikelihoodHead):
     r"""A continuous head turned into the pmf it assigns to data on the grid k/n, Eq. (eq-discrete-pmf).
 
     Same decoder channels as ``base``; ``distribution(params)`` is
-    ``Discretized(base.distribution(params), levels)``; ``mean(params)`` is the base's mean (what its
-    reconstructions show). Training on this head maximises the probability of the 8-bit data itself.
+    ``Discretized(base.distribution(params), levels)`` and ``mean(params)`` its exact mean over the
+    grid, in [0, 1] (what reconstructions show). Training on this head maximises the probability of
+    the 8-bit data itself; it may then move the base's location far outside [0, 1] on pixels that are
+    exactly 0 or 1, where the edge bins collect the tails.
     """
 
     def __init__(self, base: LikelihoodHead, levels: int = 256) -> None:
@@ -73,7 +75,7 @@ class DiscretizedHead(LikelihoodHead):
         return Discretized(self.base.distribution(params), self.levels)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return self.base.mean(params)
+        return self.distribution(params).mean
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}"
@@ -90,8 +92,9 @@ class DequantizedHead(LikelihoodHead):
 
     Eq. (eq-dequant-bound): a density NLL on the scale of the discrete NLL, an upper bound on it.
     In ``eval()`` mode (validation, early stopping, test figures) the NLL is the discrete NLL
-    :math:`-\log P(x)` of :class:`DiscretizedHead`. The noisy pixels leave [0, 1] near 0 and 1, so the
-    base must have the real line as its support (Gaussian, Laplace, Huber).
+    :math:`-\log P(x)` of :class:`DiscretizedHead`, and ``mean`` is the mean of that discrete
+    distribution. The noisy pixels leave [0, 1] near 0 and 1, so the base must have the real line as
+    its support (Gaussian, Laplace, Huber).
     """
 
     def __init__(self, base: LikelihoodHead, levels: int = 256) -> None:
@@ -124,7 +127,7 @@ class DequantizedHead(LikelihoodHead):
         return self.base.nll(params, x + noise / n) + dims * math.log(n)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return self.base.mean(params)
+        return self.pmf.mean(params)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}"
