@@ -123,12 +123,13 @@ def test_resume_refuses_a_different_run(digits: data.Splits, tmp_path: Path) -> 
 
 
 def _poison_head_at(model: MLPVAE, bad_call: int) -> None:
-    """Make the head's NLL NaN on its ``bad_call``-th call (one call per training step)."""
+    """Make the head's NLL NaN on its ``bad_call``-th call with gradients on (one per training step;
+    the trainer's one check of the images before the first step runs without gradients)."""
     nll = model.head.nll
     calls = {"n": 0}
 
     def poisoned(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        calls["n"] += 1
+        calls["n"] += torch.is_grad_enabled()
         out = nll(params, x)
         return out * float("nan") if calls["n"] == bad_call else out
 

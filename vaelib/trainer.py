@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from vaelib import checkpoint as ckpt
 from vaelib.data.types import ImageSet
+from vaelib.likelihoods._base import argument_validation
 from vaelib.device import default_device, seed_everything
 from vaelib.distributed import DistContext, all_reduce_sum, barrier, shard_bounds
 from vaelib.elbo import kl_diag_gaussians, mc_kl
@@ -323,6 +324,25 @@ class Trainer:
         self._pending = []
 
     # ------------------------------------------------------------------ loop
+    def _check_images(self, images: torch.Tensor, chunk: int = 1024) -> None:
+        """Score every training image once with argument validation on, before the first step.
+
+        A non-finite pixel, or one outside the support of the likelihood, fails here with the
+        distribution's message (naming it, the argument and the first bad index), so that the steps
+        can run without rescanning images that cannot change. The model is scored in eval mode at
+        its posterior means and without gradients: no parameter, statistic or random stream moves.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), argument_validation(True):
+                for start in range(0, images.shape[0], chunk):
+                    x = images[start : start + chunk]
+                    mu, _ = self.model.encode(x)
+                    self.model.head.nll(self.model.decode(mu), x)
+        finally:
+            self.model.train(was_training)
+
     def _batches(self, images: torch.Tensor) -> Iterator[tuple[torch.Tensor, int]]:
         while self.pos < self.n:
             idx = self.order[self.pos : self.pos + self.batch_size]
@@ -339,7 +359,8 @@ class Trainer:
             lo, hi = shard_bounds(count, self.dist.rank, self.dist.world_size)
             eps = eps[lo:hi]
         try:
-            rec, kl_term = forward(batch, eps)
+            with argument_validation(False):  # the images were checked once by _check_images
+                rec, kl_term = forward(batch, eps)
         except Exception:  # e.g. a distribution rejecting NaN parameters left by an earlier, unchecked step
             self._flush()
             raise
@@ -428,6 +449,7 @@ class Trainer:
         self.generator = seed_everything(self.seed)
         self.model.to(self.device).train()
         images = self._place(_images(self.train_data))
+        self._check_images(images)
         self.n = int(images.shape[0])
         self.latent_dim = int(self.model.latent_dim)
         self.dtype = next(self.model.parameters()).dtype

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from vaelib.likelihoods._base import argument_validation
 from vaelib.likelihoods.bernoulli import Bernoulli, bernoulli_nll
 from vaelib.likelihoods.beta import Beta, beta_nll, log_beta
 from vaelib.likelihoods.beta import squeeze as beta_squeeze
@@ -54,6 +55,7 @@ from vaelib.likelihoods.optimal_sigma import (
 )
 
 __all__ = [
+    "argument_validation",
     "Gaussian",
     "gaussian_nll",
     "Bernoulli",

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from numbers import Real
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Iterator, TypeVar
 
 import torch
 from torch.distributions import Distribution
 
 from vaelib.likelihoods.constraints import broadcast_params
 
-__all__ = ["ElementwiseDistribution", "per_example_sum", "check_batched", "check_finite", "exact_softplus"]
+__all__ = [
+    "ElementwiseDistribution",
+    "argument_validation",
+    "per_example_sum",
+    "check_batched",
+    "check_finite",
+    "exact_softplus",
+]
 
 _D = TypeVar("_D", bound="ElementwiseDistribution")
 
@@ -27,6 +35,22 @@ def check_finite(owner: str, name: str, t: object) -> None:
         index = tuple(int(i) for i in bad.nonzero()[0].tolist())
         raise ValueError(f"{owner}: {name} contains {t[index].item()} at index {index} (shape {tuple(t.shape)}, "
                          f"{int(bad.sum())} non-finite entries); it must be finite")
+
+
+@contextlib.contextmanager
+def argument_validation(enabled: bool) -> Iterator[None]:
+    """Turn torch's default argument validation on or off inside the block, and restore it after.
+
+    It governs every distribution built with ``validate_args=None``, vaelib's and torch's alike.
+    The trainer checks its images once with validation on and runs its steps with it off, so that
+    a step does not rescan data that cannot have changed.
+    """
+    previous = Distribution._validate_args
+    Distribution.set_default_validate_args(enabled)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(previous)
 
 
 class ElementwiseDistribution(Distribution):
