@@ -2,8 +2,9 @@
 
 Run:  OMP_NUM_THREADS=2 python benchmarks/bench_likelihoods.py [--repeats 30] [--rounds 5]
 
-A 1024 x 784 float32 batch; argument validation off on both sides; each case is the per-example
-NLL (summed over the 784 dimensions), then ``.sum().backward()``. The two sides of a row are
+A 1024 x 784 float32 batch; argument validation off on both sides (except in the row that calls
+the Bernoulli head with it on, as a direct call with torch's default does); each case is the
+per-example NLL (summed over the 784 dimensions), then ``.sum().backward()``. The two sides of a row are
 timed alternately, call by call, so that load on a shared machine hits both alike; the table
 reports the median time of each side and the median over rounds of the per-round ratio of medians.
 """
@@ -20,10 +21,12 @@ import torch.nn.functional as F
 
 from vaelib.likelihoods import (
     DiscretizedLogistic,
+    argument_validation,
     bernoulli_nll,
     beta_nll,
     cb_nll,
     gaussian_nll,
+    get,
     huber_log_normalizer,
     huber_nll,
     laplace_nll,
@@ -44,6 +47,17 @@ def _naive_logistic(x: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> 
     return -_per_example(torch.log((hi - lo).clamp_min(1e-12)))
 
 
+def _unvalidated(fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
+    """The call inside a training step: the trainer has checked its images once, before the first step."""
+    with argument_validation(False):
+        return fn(*args)
+
+
+def _validated(fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
+    with argument_validation(True):
+        return fn(*args)
+
+
 def cases() -> dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor], list[torch.Tensor], str]]:
     gen = torch.Generator().manual_seed(0)
     x01 = torch.rand(N, D, generator=gen)
@@ -56,6 +70,7 @@ def cases() -> dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.
     a = torch.rand(N, D, generator=gen) * 5 + 0.1
     b = torch.rand(N, D, generator=gen) * 5 + 0.1
     log_z = huber_log_normalizer(torch.tensor(1.0))
+    bernoulli_head = get("bernoulli")
     return {
         "Gaussian (per-pixel sigma)": (
             lambda m, s: gaussian_nll(m, s, x01),
@@ -77,6 +92,18 @@ def cases() -> dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.
         ),
         "Bernoulli (grey x)": (
             lambda l: bernoulli_nll(l, x01),
+            lambda l: _per_example(F.binary_cross_entropy_with_logits(l, x01, reduction="none")),
+            [logits],
+            "`F.binary_cross_entropy_with_logits`",
+        ),
+        "Bernoulli head, as the trainer calls it": (
+            lambda l: _unvalidated(bernoulli_head.nll, l, x01),
+            lambda l: _per_example(F.binary_cross_entropy_with_logits(l, x01, reduction="none")),
+            [logits],
+            "`F.binary_cross_entropy_with_logits`",
+        ),
+        "Bernoulli head, called with validation on": (
+            lambda l: _validated(bernoulli_head.nll, l, x01),
             lambda l: _per_example(F.binary_cross_entropy_with_logits(l, x01, reduction="none")),
             [logits],
             "`F.binary_cross_entropy_with_logits`",

@@ -136,3 +136,74 @@ def test_distribution_interface() -> None:
 def test_bad_input_is_a_clear_value_error(make, match: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# --------------------------------------------------------------------------------------------
+# The head: per-image sums by torch's fused kernel
+
+
+def _images_and_logits() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """Batches of 784-pixel images: confident and mistaken decoders on binary digits, grey levels,
+    and the cancelling corner of torch's formula (l = -30 on black or nearly black pixels)."""
+    gen = torch.Generator().manual_seed(3)
+    ink = (torch.rand(4, 784, generator=gen) < 0.2).float()
+    mag = torch.rand(4, 784, generator=gen) * 30
+    grey = torch.round(torch.rand(4, 784, generator=gen) * 255) / 255 * ink
+    return [
+        ("confident", torch.where(ink > 0, mag, -mag), ink),
+        ("mistaken", torch.where(ink > 0, -mag, mag), ink),
+        ("grey", torch.randn(4, 784, generator=gen) * 10, grey),
+        ("l = -30, x = 0", torch.full((2, 784), -30.0), torch.zeros(2, 784)),
+        ("l = -30, x = 1e-3", torch.full((2, 784), -30.0), torch.full((2, 784), 1e-3)),
+        ("l = +-100", torch.where(ink[:2] > 0, 100.0, -100.0), ink[:2]),
+    ]
+
+
+def _ref_nll_per_image(logits: torch.Tensor, x: torch.Tensor) -> list[mpmath.mpf]:
+    return [-mpmath.fsum(_ref_log_prob(a, b) for a, b in zip(xi.double().tolist(), li.double().tolist()))
+            for li, xi in zip(logits, x)]
+
+
+@pytest.mark.parametrize(("name", "logits", "x"), _images_and_logits(), ids=lambda v: v if isinstance(v, str) else "")
+def test_head_nll_per_image_within_float32_rounding_of_its_logits(name: str, logits: torch.Tensor, x: torch.Tensor) -> None:
+    """BernoulliHead.nll sums torch's fused BCE: each image within 2^-22 sum_j (|l_j| + 1) of mpmath.
+
+    That is four float32 rounding units per pixel of the size of its logit, the error of
+    (1 - x) l - log sigmoid(l) where the two terms cancel; on the digit-like batches it is also
+    within 8 rounding units of the sum itself.
+    """
+    from vaelib.likelihoods import get
+
+    got = get("bernoulli").nll(logits, x).double().tolist()
+    refs = _ref_nll_per_image(logits, x)
+    for g, r, li in zip(got, refs, logits):
+        bound = 2.0**-22 * float((li.double().abs() + 1).sum())
+        assert abs(mp(g) - r) <= bound, (name, g, r)
+        if name in ("confident", "mistaken", "grey"):
+            assert abs(mp(g) - r) <= 8 * 2.0**-24 * abs(r), (name, g, r)
+    assert torch.allclose(get("bernoulli").nll(logits, x), bernoulli_nll(logits, x), rtol=1e-6, atol=2.0**-22 * 784 * 31)
+
+
+def test_head_nll_checks_like_the_distribution_when_validation_is_on() -> None:
+    from vaelib.likelihoods import argument_validation, get
+
+    head = get("bernoulli")
+    logits, x = torch.zeros(2, 4), torch.tensor([[0.0, 1.0, 0.5, 1.5], [0.0, 0.0, 0.0, 0.0]])
+    with argument_validation(True), pytest.raises(ValueError, match="Bernoulli"):
+        head.nll(logits, x)
+    with argument_validation(True), pytest.raises(ValueError, match="nan"):
+        head.nll(torch.tensor([[0.0, float("nan"), 0.0, 0.0]] * 2), x.clamp(0, 1))
+    with argument_validation(False):  # unchecked: the caller has checked x once (the trainer does)
+        assert head.nll(logits, x).shape == (2,)
+    with argument_validation(False), pytest.raises(ValueError, match="does not match"):
+        head.nll(torch.zeros(2, 3), x.clamp(0, 1))
+
+
+def test_head_gradient_is_sigmoid_minus_x() -> None:
+    from vaelib.likelihoods import get
+
+    gen = torch.Generator().manual_seed(5)
+    logits = (torch.randn(3, 784, generator=gen, dtype=torch.float64) * 8).requires_grad_(True)
+    x = torch.rand(3, 784, generator=gen, dtype=torch.float64)
+    get("bernoulli").nll(logits, x).sum().backward()
+    torch.testing.assert_close(logits.grad, torch.sigmoid(logits.detach()) - x, rtol=1e-12, atol=1e-15)

@@ -222,3 +222,28 @@ def test_a_beta_weighted_run_is_selected_on_its_own_objective(digits: data.Split
     plain = Trainer(_model(), train_set, val=val_set, epochs=2, batch_size=50, seed=0, progress=False, device="cpu")
     hp = plain.fit()
     assert hp.val_loss == [-v for v in hp.val_elbo]  # beta = 1: the objective is the ELBO
+
+
+def test_images_are_checked_once_before_the_first_step_and_steps_run_unvalidated(digits: data.Splits) -> None:
+    """A pixel outside the head's support fails before any step, naming the distribution; then the
+    training steps call the head with argument validation off (the images cannot change)."""
+    bad = digits.train.images[:64].clone()
+    bad[5, 0, 3, 4] = 1.5
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"Bernoulli.*value"):
+        Trainer(model, bad, epochs=1, batch_size=32, progress=False, device="cpu").fit()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing trained
+
+    seen: list[bool] = []
+    nll = model.head.nll
+
+    def recording(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            seen.append(torch.distributions.Distribution._validate_args)
+        return nll(params, x)
+
+    model.head.nll = recording  # type: ignore[method-assign]
+    Trainer(model, digits.train.images[:64], epochs=1, batch_size=32, progress=False, device="cpu").fit()
+    assert seen == [False, False]
+    assert torch.distributions.Distribution._validate_args  # restored after each step

@@ -56,7 +56,7 @@ def train_classifier(
     Training runs on one intra-op thread (restored afterwards): the reductions of a convolution's
     backward pass are split over threads, and another split would give other weights.
     """
-    with one_thread():
+    with one_thread(), torch.enable_grad():  # also when called under no_grad, as an FID probe is
         return _train(data, epochs, batch_size, lr, seed)
 
 
