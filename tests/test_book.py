@@ -280,3 +280,248 @@ def test_labelled_equations_are_numbered(book: Build) -> None:
                 )
             checked += 1
     assert checked, "no labelled equation found in any page of the toc"
+
+
+# --------------------------------------------------------------------------------------------
+# The pages in a headless browser
+#
+# A page is opened in Chromium at a desktop width, MathJax is left to typeset it, and what a reader
+# sees is measured: display equations wider than the text column (the theme then gives them a
+# scroll bar) and figures without a caption. Playwright and a Chromium are optional: the tests skip,
+# saying why, where either is missing, and nothing is installed for them.
+
+BROWSER_WIDTH = 1400
+SYSTEM_CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser")
+
+_WAIT_FOR_PAGE = """
+async () => {
+  if (document.querySelector('script[src*="mathjax"]')) {
+    const t0 = Date.now();
+    while (!(window.MathJax && MathJax.startup && MathJax.startup.promise)) {
+      if (Date.now() - t0 > 30000) return 'MathJax did not start within 30 s';
+      await new Promise(r => setTimeout(r, 50));
+    }
+    try { await MathJax.startup.promise; } catch (e) { return 'MathJax failed: ' + e; }
+  }
+  if (document.fonts) await document.fonts.ready;
+  await Promise.all(Array.from(document.images).filter(i => !i.complete)
+    .map(i => new Promise(r => { i.onload = i.onerror = r; })));
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return 'ok';
+}
+"""
+
+# In this theme a display equation is <div class="math"> holding the number and an
+# <mjx-container display="true"> with overflow:auto; it is too wide when that container scrolls.
+_MEASURE_PAGE = """
+() => {
+  const article = document.querySelector('article.bd-article') || document.body;
+  const box = article.getBoundingClientRect();
+  const out = {equations: 0, wide: [], errors: 0, images: []};
+  const items = (window.MathJax && MathJax.startup && MathJax.startup.document)
+    ? Array.from(MathJax.startup.document.math) : [];
+  for (const item of items) {
+    const root = item.typesetRoot;
+    if (!item.display || !root || !root.isConnected) continue;
+    out.equations += 1;
+    const rect = root.getBoundingClientRect();
+    if (root.scrollWidth > root.clientWidth + 1 || rect.right > box.right + 1) {
+      const div = root.closest('div.math');
+      const eqno = div && div.querySelector('.eqno');
+      const id = (div && div.id) || '';
+      out.wide.push({
+        label: id.startsWith('equation-') ? id.slice(9) : '',
+        number: eqno ? eqno.textContent.replace(/[^0-9.()]/g, '') : '',
+        tex: String(item.math || '').replace(/\\s+/g, ' ').trim().slice(0, 70),
+        content: Math.round(root.scrollWidth), column: Math.round(root.clientWidth),
+        output: !!root.closest('.cell_output, .output'),
+      });
+    }
+  }
+  out.errors = article.querySelectorAll('mjx-merror').length;
+  for (const img of article.querySelectorAll('img')) {
+    const fig = img.closest('figure');
+    const cap = fig && fig.querySelector('figcaption');
+    let section = '';
+    const sec = img.closest('section');
+    const h = sec && sec.querySelector('h1, h2, h3, h4');
+    if (h) section = h.textContent.replace(/[#¶]/g, '').trim().slice(0, 60);
+    out.images.push({
+      src: (img.getAttribute('src') || '').split('/').pop().slice(0, 16),
+      figure: fig ? (fig.id || '(no id)') : '',
+      caption: cap ? cap.textContent.replace(/\\s+/g, ' ').trim() : '',
+      numbered: !!(cap && cap.querySelector('.caption-number')),
+      output: !!img.closest('.cell_output, .output'),
+      section: section,
+    });
+  }
+  return out;
+}
+"""
+
+
+def _chromium_executable(playwright: object) -> str | None:
+    for name in SYSTEM_CHROMIUM:
+        path = name if os.path.isabs(name) else shutil.which(name)
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    try:
+        own = playwright.chromium.executable_path  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001  (no browser downloaded for this playwright)
+        return None
+    return own if own and os.path.isfile(own) else None
+
+
+@pytest.fixture(scope="module")
+def rendered(book: Build) -> dict[str, dict]:
+    """Every page of the toc, measured once in headless Chromium at BROWSER_WIDTH px."""
+    _require_built(book)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip(
+            "headless-browser check of the built book skipped: the Python package 'playwright' is "
+            "not installed (it is not a dependency of vaelib; it uses a system Chromium if one is found)"
+        )
+    results: dict[str, dict] = {}
+    with sync_playwright() as pw:
+        executable = _chromium_executable(pw)
+        if executable is None:
+            pytest.skip(
+                "headless-browser check of the built book skipped: no Chromium found (looked for "
+                f"{', '.join(SYSTEM_CHROMIUM)} and for playwright's own browser)"
+            )
+        try:
+            browser = pw.chromium.launch(executable_path=executable, args=["--disable-gpu"])
+        except Exception as exc:  # noqa: BLE001
+            pytest.skip(f"headless-browser check of the built book skipped: {executable} did not start: {exc}")
+        try:
+            page = browser.new_page(viewport={"width": BROWSER_WIDTH, "height": 900})
+            for doc, numbered in toc_files():
+                path = book.html / f"{doc}.html"
+                page.goto(path.as_uri(), wait_until="load", timeout=60_000)
+                status = page.evaluate(_WAIT_FOR_PAGE)
+                data = page.evaluate(_MEASURE_PAGE)
+                data.update(status=status, chapter=numbered)
+                results[doc] = data
+        finally:
+            browser.close()
+    return results
+
+
+def _equation_name(eq: dict) -> str:
+    name = " ".join(x for x in (eq["number"], eq["label"]) if x) or "unnumbered"
+    return name + (", in a cell output" if eq["output"] else "")
+
+
+def test_pages_render_in_chromium(rendered: dict[str, dict]) -> None:
+    problems = [f"{doc}: {d['status']}" for doc, d in rendered.items() if d["status"] != "ok"]
+    problems += [f"{doc}: {d['errors']} TeX error(s) rendered by MathJax" for doc, d in rendered.items() if d["errors"]]
+    assert not problems, "pages that did not render:\n" + "\n".join(problems)
+    assert sum(d["equations"] for d in rendered.values()), "MathJax typeset no display equation in any page"
+
+
+def test_display_equations_fit_the_column(rendered: dict[str, dict]) -> None:
+    wide = [
+        f"{doc}: ({_equation_name(eq)}) {eq['content']} px in a {eq['column']} px column: {eq['tex']}"
+        for doc, d in rendered.items()
+        for eq in d["wide"]
+    ]
+    assert not wide, (
+        f"{len(wide)} display equation(s) wider than the text column at {BROWSER_WIDTH} px "
+        "(break them with aligned or split):\n" + "\n".join(wide)
+    )
+
+
+def test_chapter_images_are_captioned_numbered_figures(rendered: dict[str, dict]) -> None:
+    bad = []
+    for doc, d in rendered.items():
+        if not d["chapter"]:
+            continue
+        for img in d["images"]:
+            if not img["figure"]:
+                why = "not in a figure"
+            elif not img["caption"]:
+                why = f"figure {img['figure']} has no caption"
+            elif not img["numbered"]:
+                why = f"figure {img['figure']} is not numbered"
+            else:
+                continue
+            kind = "output image" if img["output"] else "image"
+            bad.append(f"{doc}: {kind} {img['src']}... in section '{img['section']}': {why}")
+    assert not bad, f"{len(bad)} chapter image(s) without a numbered caption:\n" + "\n".join(bad)
+
+
+# --------------------------------------------------------------------------------------------
+# Version, build date and the answers page
+
+
+def _reader_pages(book: Build) -> list[Path]:
+    """The HTML pages a reader opens: not the theme's template fragments, not redirect stubs."""
+    pages = []
+    for page in _pages(book):
+        if "_static" in page.relative_to(book.html).parts:
+            continue
+        if not re.search(r"<html\b", page.read_text(encoding="utf8")[:2000], re.IGNORECASE):
+            continue  # e.g. index.html, a <meta http-equiv="Refresh"> to the root document
+        pages.append(page)
+    return pages
+
+
+EDITION = re.compile(r'<p class="vaelib-edition">(.*?)</p>', re.DOTALL)
+
+
+def test_every_page_shows_the_version_and_build_date(book: Build) -> None:
+    _require_built(book)
+    import vaelib
+
+    pages = _reader_pages(book)
+    assert len(pages) >= len(toc_files())
+    missing = []
+    for page in pages:
+        html = page.read_text(encoding="utf8")
+        line = EDITION.search(html)
+        rel = page.relative_to(book.html).as_posix()
+        if line is None:
+            missing.append(f"{rel}: no version line in the footer")
+        elif f'<span class="vaelib-version">{vaelib.__version__}</span>' not in line.group(1):
+            missing.append(f"{rel}: footer does not name version {vaelib.__version__}: {line.group(1)}")
+        elif not re.search(r'<time datetime="\d{4}-\d{2}-\d{2}">', line.group(1)):
+            missing.append(f"{rel}: footer has no build date: {line.group(1)}")
+        elif rel != "book/citing.html" and not re.search(r'href="[^"]*citing\.html"', line.group(1)):
+            missing.append(f"{rel}: footer does not link the how-to-cite page")
+    assert not missing, "\n".join(missing)
+
+
+GLUE_FROM_PAGE = re.compile(r"\{glue:text\}`([^`:]+)::([^`:]+):([^`]+)`")
+
+
+def stored_glue(notebook: Path) -> dict[str, str]:
+    """The text/plain of every value a notebook glued, as stored in its outputs."""
+    values: dict[str, str] = {}
+    for cell in json.loads(notebook.read_text(encoding="utf8")).get("cells", []):
+        for output in cell.get("outputs", []):
+            record = (output.get("metadata") or {}).get("scrapbook")
+            if record:
+                text = output.get("data", {}).get(record["mime_prefix"] + "text/plain")
+                if text is not None:
+                    values[record["name"]] = "".join(text) if isinstance(text, list) else text
+    return values
+
+
+def test_answers_page_shows_the_chapters_values(book: Build) -> None:
+    """Every number of book/answers.md is pasted from a chapter; the page shows the stored value."""
+    _require_built(book)
+    from myst_nb.core.variables import format_plain_text
+
+    source = ROOT / "book" / "answers.md"
+    refs = GLUE_FROM_PAGE.findall(source.read_text(encoding="utf8"))
+    assert refs, "book/answers.md pastes no value from a chapter"
+    html = (book.html / "book" / "answers.html").read_text(encoding="utf8")
+    pasted = re.findall(r'<span class="pasted-text">([^<]*)</span>', html)
+    expected = []
+    for rel, key, fmt in refs:
+        values = stored_glue((source.parent / rel).resolve())
+        assert key in values, f"{rel} glues no value {key!r}"
+        expected.append(format_plain_text(values[key], fmt))
+    assert pasted == expected, f"answers.html shows {pasted}, the chapters' stored values are {expected}"

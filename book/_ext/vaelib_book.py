@@ -42,6 +42,18 @@
    labels the bibliography entries in the same form, "Kingma & Welling 2014",
    instead of alpha labels such as "[KW14]", and sorts them by author, year
    and title.
+
+6. Version and build date on every page. The footer of every page names the
+   version of the book and of the library (``vaelib.__version__``, which
+   ``tests/test_citation.py`` keeps equal to ``pyproject.toml`` and
+   ``CITATION.cff``), the date of the build and a link to the how-to-cite
+   page. Version and date are added to ``html_context``: a change of either
+   changes the configuration, and Sphinx then rewrites every page, not only
+   the changed ones. The line itself goes into the theme's ``extra_footer``
+   slot page by page, so that the link is relative to the page. The date
+   honours ``SOURCE_DATE_EPOCH``, through Sphinx's own date formatting, for
+   reproducible builds. Sphinx's ``version`` and ``release`` are set to the
+   same version when ``_config.yml`` leaves them empty.
 """
 
 from __future__ import annotations
@@ -56,6 +68,7 @@ from typing import Any
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ExtensionError
+from sphinx.util.i18n import format_date
 
 MATHJAX_DIST = "sphinx-mathjax-offline"
 MATHJAX_ENTRY = "mathjax/tex-chtml.js"
@@ -93,6 +106,56 @@ def _configure_mathjax(app: Sphinx, config: Config) -> None:
         extra.append(folder)
     config.html_extra_path = extra
     config.mathjax_path = MATHJAX_PATH
+
+
+EDITION_CLASS = "vaelib-edition"
+CITING_DOC = "book/citing"
+
+
+def book_version() -> str:
+    """The version of the book: the installed ``vaelib``'s ``__version__``."""
+    try:
+        import vaelib
+    except ImportError as exc:  # autodoc needs vaelib anyway
+        raise ExtensionError(f"vaelib cannot be imported, so the book has no version: {exc}") from exc
+    return str(vaelib.__version__)
+
+
+def _configure_version(app: Sphinx, config: Config) -> None:
+    version = book_version()
+    if not config.version:
+        config.version = version
+    if not config.release:
+        config.release = version
+    # In html_context, so that a new version or date makes Sphinx rewrite every page.
+    context = dict(config.html_context or {})
+    context["vaelib_version"] = version
+    context["vaelib_build_date"] = format_date("%Y-%m-%d", language=config.language or "en")
+    config.html_context = context
+
+
+def edition_html(version: str, date: str, citing_url: str | None) -> str:
+    """The footer line that every page carries."""
+    line = (
+        f'Version <span class="vaelib-version">{version}</span> of the book and of '
+        f'<code>vaelib</code>, built on <time datetime="{date}">{date}</time>.'
+    )
+    if citing_url:
+        line += f' <a href="{citing_url}">How to cite it</a>.'
+    return f'<p class="{EDITION_CLASS}">{line}</p>'
+
+
+def _add_edition_footer(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    version, date = context.get("vaelib_version"), context.get("vaelib_build_date")
+    if not version or not date:
+        return
+    pathto = context.get("pathto")
+    linked = pathto and pagename != CITING_DOC and CITING_DOC in app.env.found_docs
+    citing = pathto(CITING_DOC) if linked else None
+    existing = context.get("theme_extra_footer") or ""
+    context["theme_extra_footer"] = existing + edition_html(version, date, citing)
 
 
 def _strip_thebe_config(app: Sphinx, doctree: Any, docname: str) -> None:
@@ -183,10 +246,12 @@ def setup(app: Sphinx) -> dict[str, Any]:
     _register_pybtex_style()
     # Priority > 500 so that this runs after Jupyter Book has merged _config.yml.
     app.connect("config-inited", _configure_mathjax, priority=800)
+    app.connect("config-inited", _configure_version, priority=800)
     # Before sphinx.ext.napoleon's handler (default priority 500).
     app.connect("autodoc-process-docstring", _protect_attribute_docstring, priority=400)
     app.connect("autodoc-process-docstring", _link_equations, priority=450)
     # After sphinx_thebe's own handlers (default priority 500).
     app.connect("doctree-resolved", _strip_thebe_config, priority=900)
     app.connect("html-page-context", _strip_thebe_scripts, priority=900)
+    app.connect("html-page-context", _add_edition_footer, priority=900)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
