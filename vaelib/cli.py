@@ -136,7 +136,8 @@ def _parser() -> _Parser:
     reproduce = rsub.add_parser("reproduce", help="retrain whole records and print recorded beside reproduced metrics", formatter_class=fmt)
     reproduce.add_argument("paths", nargs="+", type=Path, help="a record file, or directories to choose one from with --choose")
     reproduce.add_argument("--choose", default=None, metavar="HEX",
-                           help="reproduce one record of PATHS, chosen by this hexadecimal number (a commit hash) modulo their count")
+                           help="reproduce one record of PATHS, chosen by this hexadecimal number (a commit hash) modulo their count, "
+                                "among the records made on a CPU that rounds like this one")
     reproduce.add_argument("--max-wall", type=float, default=None, metavar="SECONDS",
                            help="with --choose: choose among the records whose recorded wall time is at most SECONDS")
     reproduce.add_argument("--json", action="store_true", help="end with one JSON line {recorded, reproduced}")
@@ -384,6 +385,11 @@ def _records(args: argparse.Namespace) -> int:
             if not paths:
                 raise UsageError(f"no record under {', '.join(map(str, args.paths))} took at most {args.max_wall:g} s")
         if args.choose is not None:
+            paths = [p for p in paths if records.rounds_like_this_cpu(records.load(p))]
+            if not paths:
+                print(f"no record under {', '.join(map(str, args.paths))} was made on a CPU that rounds like this one "
+                      f"(cpu_numerics {records.cpu_numerics()}), so none can be reproduced exactly here; skipped")
+                return 0
             try:
                 paths = [paths[int(args.choose, 16) % len(paths)]]
             except ValueError:
