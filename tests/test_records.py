@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import vaelib.device
 from vaelib import cli, records
 from vaelib.records import RecordError, RecordMissing, Spec
 
@@ -163,3 +164,27 @@ def test_cli_trains_missing_records_of_a_spec_list(tmp_path: Path, capsys: pytes
     assert cli.main(["records", "train", str(listing), "--root", str(root)]) == 0
     assert capsys.readouterr().out.count("wrote") == 2  # the second call made only the missing one
     assert cli.main(["records", "train", str(listing), "--shard", "2/2"]) == 2
+
+
+def test_the_tolerance_follows_how_the_recording_cpu_rounds(stored: tuple[Path, dict], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A record keeps the digest of its CPU's rounding; another digest (or none, as in records made
+    before it was kept) is checked at the cross-hardware tolerance and is not chosen for an exact
+    reproduction."""
+    path, record = stored
+    assert record["environment"]["cpu_numerics"] == vaelib.device.cpu_numerics()
+    assert records.rounds_like_this_cpu(record) and records.tolerance(record) == records.CPU_RTOL
+    other = json.loads(json.dumps(record))
+    other["environment"]["cpu_numerics"] = "0" * 12
+    older = json.loads(json.dumps(record))
+    del older["environment"]["cpu_numerics"]
+    for changed in (other, older):
+        assert not records.rounds_like_this_cpu(changed) and records.tolerance(changed) == records.OTHER_RTOL
+        changed["digest"] = records._digest(changed)
+        elsewhere = tmp_path / ("other" if changed is other else "older") / path.parent.name / path.name
+        elsewhere.parent.mkdir(parents=True)
+        elsewhere.write_text(json.dumps(changed))
+        ok, message = records.verify(elsewhere)
+        assert ok and "tolerance 2e-02, made on hardware that rounds differently" in message
+        assert cli.main(["records", "reproduce", str(elsewhere.parent), "--choose", "abc123"]) == 0
+        assert "none can be reproduced exactly here; skipped" in capsys.readouterr().out
