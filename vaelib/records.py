@@ -406,7 +406,7 @@ def verify(path: str | Path) -> tuple[bool, str]:
         if diff > worst:
             worst, key = diff, k
     ok = worst <= rtol
-    made = "" if rtol == CPU_RTOL else ", made on hardware that rounds differently"
+    made = "" if rtol == CPU_RTOL else ", not known to be made on a CPU that rounds like this one"
     detail = f"first epoch matches (largest relative difference {worst:.1e}, tolerance {rtol:.0e}{made})" if ok else (
         f"first epoch differs: {key} retrained {getattr(history, key)[0]!r}, recorded {record['history'][key][0]!r} "
         f"(relative {worst:.1e} > {rtol:.0e}{made}); the record is stale or was not made from its spec")
