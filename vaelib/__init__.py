@@ -5,11 +5,11 @@ Every function cites the equation of the book that derives it, as ``Eq. (eq-...)
 
 from __future__ import annotations
 
-from vaelib.device import default_device, one_thread, seed_everything
+from vaelib.device import cpu_numerics, default_device, one_thread, seed_everything
 
 __version__ = "0.1.0"
 
-__all__ = ["default_device", "seed_everything", "one_thread", "load_run", "__version__"]
+__all__ = ["default_device", "seed_everything", "one_thread", "cpu_numerics", "load_run", "__version__"]
 
 
 def __getattr__(name: str) -> object:

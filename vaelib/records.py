@@ -14,7 +14,7 @@ beta = 1), and returns the record:
   test ELBO (and its rec and KL terms), train ELBO, the IWAE-k bound, RMSE, active units, FID if asked;
 * ``probes``; ten test reconstructions and ten prior samples as 8-bit images;
 * ``environment`` (vaelib, torch and Python versions, device, dtype, threads and, on a CPU, the digest
-  of how it rounds, :func:`vaelib.device.cpu_numerics`) and the wall time;
+  of how it rounds, :func:`vaelib.cpu_numerics`) and the wall time;
 * ``digest``: the SHA-256 of all the rest, so that an edited record is detected.
 
 Chapters read records with :func:`sweep`. :func:`verify` retrains a record's first epoch and compares
@@ -56,7 +56,8 @@ from vaelib.trainer import NonFiniteLossError, Trainer
 
 __all__ = [
     "Spec", "RecordError", "RecordMissing", "run", "save", "load", "path_for", "default_root", "sweep",
-    "verify", "reproduce", "trained_model", "training_data", "images", "find", "FORMAT",
+    "verify", "reproduce", "trained_model", "training_data", "images", "find", "tolerance", "rounds_like_this_cpu",
+    "FORMAT",
 ]
 
 FORMAT = 1
@@ -247,7 +248,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
 
 
 def rounds_like_this_cpu(record: dict[str, Any]) -> bool:
-    """Whether ``record`` was made on a CPU that rounds like this one (:func:`vaelib.device.cpu_numerics`),
+    """Whether ``record`` was made on a CPU that rounds like this one (:func:`vaelib.cpu_numerics`),
     so that retraining it here repeats it bit for bit. Records made before the digest was kept, and
     records made on other devices, do not."""
     env = record["environment"]
@@ -255,8 +256,8 @@ def rounds_like_this_cpu(record: dict[str, Any]) -> bool:
 
 
 def tolerance(record: dict[str, Any]) -> float:
-    """Relative tolerance of a retrained epoch here: :data:`CPU_RTOL` for a record made on a CPU that
-    rounds like this one, :data:`OTHER_RTOL` otherwise (another device, or a CPU whose kernels round
+    """Relative tolerance of a retrained epoch here: 1e-6 (``CPU_RTOL``) for a record made on a CPU that
+    rounds like this one, 2e-2 (``OTHER_RTOL``) otherwise (another device, or a CPU whose kernels round
     differently, whose differences one epoch amplifies to a relative 1e-3)."""
     return CPU_RTOL if rounds_like_this_cpu(record) else OTHER_RTOL
 
